@@ -1,0 +1,153 @@
+package steward
+
+import (
+	"context"
+	"time"
+)
+
+// Store holds Steward's state: subjects, sealed fields, consents, codes, sessions,
+// tokens, the audit trail and the outbox. It holds no plaintext PI: field values
+// arrive sealed, lookups use blind indexes. The sql package implements it for
+// SQLite and PostgreSQL.
+type Store interface {
+	// Read runs fn in a read-only transaction.
+	Read(ctx context.Context, fn func(Tx) error) error
+	// Write runs fn in a read-write transaction. fn's writes are atomic: all or none.
+	// Writes of concurrent callers may share one database commit (group commit),
+	// each isolated by a savepoint, so an error in one fn never undoes another's.
+	// fn may run more than once only if it returned an error the store retries.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// SealedField is one field value sealed under its subject's data key.
+type SealedField struct {
+	SubjectID string
+	Field     string
+	Value     []byte // keyring ciphertext; associated data binds it to SubjectID and Field
+	UpdatedAt time.Time
+}
+
+// One-time code purposes: what a code may be spent on.
+const (
+	CodeRegister = "register" // create an account for a phone number
+	CodeSignIn   = "sign_in"  // sign in to an existing account
+	CodeCancel   = "cancel"   // confirm account cancellation (policy §6)
+	CodeVerify   = "verify"   // verify identity for a rights request (policy §6)
+)
+
+// OneTimeCode is a 6-digit code sent by SMS. Only its keyed hash is stored.
+type OneTimeCode struct {
+	ID         string
+	Purpose    string
+	Target     []byte // blind index of the phone number the code was sent to
+	SubjectID  string // for codes bound to an account (cancel, verify); "" otherwise
+	CodeHash   []byte
+	Attempts   int
+	Client     string // keyed hash of the client address that asked for it
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	ConsumedAt time.Time
+}
+
+// Session is a subject's signed-in device. Only the token's keyed hash is stored.
+type Session struct {
+	ID        string
+	TokenHash []byte
+	SubjectID string
+	CreatedAt time.Time
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
+// Token kinds.
+const (
+	TokenStaff = "staff"
+	TokenApp   = "app"
+)
+
+// APIToken is a bearer token for staff or a client app, created with
+// `steward token create`. Only its keyed hash is stored.
+type APIToken struct {
+	ID        string    `json:"id"`
+	TokenHash []byte    `json:"-"`
+	Kind      string    `json:"kind"`
+	Name      string    `json:"name"`   // staff member's handle or app id
+	AppID     string    `json:"app_id,omitempty"`
+	Roles     []string  `json:"roles,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at,omitzero"`
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
+}
+
+// OutboxMessage is a message waiting for delivery. Its payload (recipient address
+// and body, which hold PI) is sealed under the outbox key and wiped on delivery.
+type OutboxMessage struct {
+	ID            string
+	Channel       string // "sms", "email", "push", "webhook"
+	SubjectID     string
+	Kind          string // what the message is: "otp", "notice", "reminder"…
+	Payload       []byte
+	Attempts      int
+	CreatedAt     time.Time
+	NextAttemptAt time.Time
+	DeliveredAt   time.Time
+	LastError     string
+}
+
+// Tx is one transaction on the Store. Methods return ENOTFOUND when a looked-up
+// row does not exist, ECONFLICT on a uniqueness violation, and wrap driver errors
+// as EINTERNAL.
+type Tx interface {
+	CreateSubject(ctx context.Context, s *Subject) error
+	GetSubject(ctx context.Context, id string) (*Subject, error)
+	// CancelSubject turns the subject into a tombstone: status cancelled, no key id.
+	CancelSubject(ctx context.Context, id string, at time.Time) error
+
+	// PutIndex records a blind index (kind "phone", "wechat") for a subject; ECONFLICT if taken.
+	PutIndex(ctx context.Context, kind string, value []byte, subjectID string) error
+	LookupIndex(ctx context.Context, kind string, value []byte) (subjectID string, err error)
+	DeleteIndexes(ctx context.Context, subjectID string) error
+
+	PutFields(ctx context.Context, fields []SealedField) error
+	// GetFields returns the subject's fields named, or all of them if names is nil.
+	GetFields(ctx context.Context, subjectID string, names []string) ([]SealedField, error)
+	DeleteFields(ctx context.Context, subjectID string, names []string) error
+
+	AddConsentEvent(ctx context.Context, e *ConsentEvent) error
+	ConsentState(ctx context.Context, subjectID, purpose string) (*ConsentState, error)
+	ConsentStates(ctx context.Context, subjectID string) ([]ConsentState, error)
+	ConsentEvents(ctx context.Context, subjectID string) ([]ConsentEvent, error)
+
+	CreateCode(ctx context.Context, c *OneTimeCode) error
+	LatestCode(ctx context.Context, purpose string, target []byte) (*OneTimeCode, error)
+	LatestSubjectCode(ctx context.Context, purpose, subjectID string) (*OneTimeCode, error)
+	UpdateCode(ctx context.Context, c *OneTimeCode) error
+	// CountCodes counts codes created since t for target and for client.
+	CountCodes(ctx context.Context, since time.Time, target []byte, client string) (byTarget, byClient int, err error)
+	DeleteCodes(ctx context.Context, subjectID string, target []byte) error
+
+	CreateSession(ctx context.Context, s *Session) error
+	SessionByHash(ctx context.Context, hash []byte) (*Session, error)
+	// RevokeSessions revokes every live session of the subject and returns how many.
+	RevokeSessions(ctx context.Context, subjectID string, at time.Time) (int, error)
+
+	CreateAPIToken(ctx context.Context, t *APIToken) error
+	APITokenByHash(ctx context.Context, hash []byte) (*APIToken, error)
+	ListAPITokens(ctx context.Context) ([]APIToken, error)
+	RevokeAPIToken(ctx context.Context, id string, at time.Time) error
+
+	// AppendAudit assigns Seq, PrevHash and Hash to each entry, in order, and stores them.
+	AppendAudit(ctx context.Context, entries ...*AuditEntry) error
+	// ScanAudit calls fn for every entry with Seq > after, in order.
+	ScanAudit(ctx context.Context, after int64, fn func(AuditEntry) error) error
+	AuditBySubject(ctx context.Context, subjectID string) ([]AuditEntry, error)
+
+	Enqueue(ctx context.Context, m *OutboxMessage) error
+	DueMessages(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
+	MarkDelivered(ctx context.Context, id string, at time.Time) error
+	MarkFailed(ctx context.Context, id string, attempts int, next time.Time, lastError string) error
+	DeleteMessages(ctx context.Context, subjectID string) error
+}
