@@ -51,6 +51,7 @@ type Keyring struct {
 	keks     map[string]cipher.AEAD // by KEK id, active and retired
 	blind    *macPool               // blind-index key
 	secret   *macPool               // HKDF-derived secret-hash key
+	message  cipher.AEAD            // HKDF-derived outbox message key
 }
 
 // New returns a Keyring over the keys of kf and the wrapped DEKs of ks. kf must
@@ -67,6 +68,7 @@ func New(kf *KeyFile, ks KeyStore) *Keyring {
 		keks:     make(map[string]cipher.AEAD, 1+len(kf.retired)),
 		blind:    newMACPool(kf.blindKey),
 		secret:   newMACPool(deriveSecretKey(kf.blindKey)),
+		message:  mustGCM(deriveMessageKey(kf.blindKey)),
 	}
 	for _, k := range kf.keks() {
 		r.keks[k.id] = mustGCM(k.key)

@@ -1,0 +1,449 @@
+// Package sql stores Steward's state in SQLite or PostgreSQL through one SQL code
+// path. Queries are written once with ? placeholders; on PostgreSQL they are
+// rebound to $n. Schema differences live in the migrations (BLOB becomes BYTEA).
+package sql
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
+	"github.com/stewardhq/steward"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations/*.sql
+var dataMigrations embed.FS
+
+//go:embed keymigrations/*.sql
+var keyMigrations embed.FS
+
+// Dialects.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Options tune a database handle.
+type Options struct {
+	// MaxBatch caps how many Write calls share one commit. Default 128.
+	MaxBatch int
+	// Synchronous is SQLite's synchronous pragma: "FULL" (default, every commit is
+	// durable) or "NORMAL" (WAL commits survive a crash of the process, not of the OS).
+	Synchronous string
+	Logger      *slog.Logger
+}
+
+// DB is one database: the data store or the key store. It is safe for concurrent
+// use. Reads run on a pool; writes go through one writer goroutine that groups
+// concurrent Write calls into one transaction, each in its own savepoint, so a
+// commit (and its fsync) is shared by all of them.
+type DB struct {
+	dialect string
+	name    string // for messages: file path or database name, no credentials
+	read    *sql.DB
+	write   *sql.DB
+	opts    Options
+	reqs    chan *writeReq
+	done    chan struct{}
+	wg      sync.WaitGroup
+	rebound sync.Map // query → PostgreSQL query
+}
+
+type writeReq struct {
+	ctx context.Context
+	fn  func(*sql.Tx) error
+	err chan error
+}
+
+// Open opens the database at dsn and applies the data store migrations. dsn is a
+// PostgreSQL URL ("postgres://…") or a SQLite file path (optionally "sqlite:PATH").
+func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	return open(ctx, dsn, opts, dataMigrations, "migrations")
+}
+
+// OpenKeys opens the key store database at dsn and applies its migrations.
+func OpenKeys(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	return open(ctx, dsn, opts, keyMigrations, "keymigrations")
+}
+
+func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir string) (*DB, error) {
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 128
+	}
+	if opts.Synchronous == "" {
+		opts.Synchronous = "FULL"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	db := &DB{opts: opts, reqs: make(chan *writeReq, 1024), done: make(chan struct{})}
+	var err error
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		db.dialect = Postgres
+		db.name = pgName(dsn)
+		if db.read, err = sql.Open("pgx", dsn); err != nil {
+			return nil, fmt.Errorf("sql: open %s: %w", db.name, err)
+		}
+		db.read.SetMaxOpenConns(16)
+		db.read.SetMaxIdleConns(16)
+		db.write = db.read
+	} else {
+		db.dialect = SQLite
+		path := strings.TrimPrefix(dsn, "sqlite:")
+		db.name = path
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+			return nil, fmt.Errorf("sql: create directory for %s: %w", path, err)
+		}
+		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)"
+		if db.write, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"); err != nil {
+			return nil, fmt.Errorf("sql: open %s: %w", path, err)
+		}
+		db.write.SetMaxOpenConns(1)
+		db.write.SetMaxIdleConns(1)
+		db.write.SetConnMaxLifetime(0)
+		if db.read, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {
+			return nil, fmt.Errorf("sql: open %s: %w", path, err)
+		}
+		db.read.SetMaxOpenConns(8)
+		db.read.SetMaxIdleConns(8)
+	}
+	if err := db.migrate(ctx, migrations, dir); err != nil {
+		db.read.Close()
+		if db.write != db.read {
+			db.write.Close()
+		}
+		return nil, err
+	}
+	db.wg.Add(1)
+	go db.writer()
+	return db, nil
+}
+
+func pgName(dsn string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "postgres"
+	}
+	return strings.TrimPrefix(u.Path, "/")
+}
+
+// Dialect returns SQLite or Postgres.
+func (db *DB) Dialect() string { return db.dialect }
+
+// Close stops the writer and closes the connections.
+func (db *DB) Close() error {
+	select {
+	case <-db.done:
+		return nil
+	default:
+	}
+	close(db.done)
+	db.wg.Wait()
+	err := db.read.Close()
+	if db.write != db.read {
+		if err2 := db.write.Close(); err == nil {
+			err = err2
+		}
+	}
+	return err
+}
+
+// Ping reports whether the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.read.PingContext(ctx); err != nil {
+		return steward.WrapError(steward.EUNAVAILABLE, "the database does not answer", err)
+	}
+	return nil
+}
+
+// q returns query in the dialect's placeholder style.
+func (db *DB) q(query string) string {
+	if db.dialect != Postgres {
+		return query
+	}
+	if v, ok := db.rebound.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for i := 0; i < len(query); i++ {
+		if query[i] == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteByte(query[i])
+	}
+	out := b.String()
+	db.rebound.Store(query, out)
+	return out
+}
+
+// readTx runs fn in a read-only transaction on the read pool.
+func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: db.dialect == Postgres})
+	if err != nil {
+		return mapErr(err, "begin read")
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return mapErr(tx.Commit(), "commit read")
+}
+
+// writeTx queues fn for the writer and waits for its commit.
+func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, err: make(chan error, 1)}
+	select {
+	case db.reqs <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.done:
+		return steward.Errorf(steward.EUNAVAILABLE, "the store is closed")
+	}
+	select {
+	case err := <-req.err:
+		return err
+	case <-db.done:
+		// The writer finishes every queued request before it stops.
+		return <-req.err
+	}
+}
+
+// writer commits queued writes in groups until Close.
+func (db *DB) writer() {
+	defer db.wg.Done()
+	batch := make([]*writeReq, 0, db.opts.MaxBatch)
+	for {
+		select {
+		case r := <-db.reqs:
+			batch = append(batch[:0], r)
+		case <-db.done:
+			for {
+				select {
+				case r := <-db.reqs:
+					r.err <- steward.Errorf(steward.EUNAVAILABLE, "the store is closed")
+				default:
+					return
+				}
+			}
+		}
+	fill:
+		for len(batch) < db.opts.MaxBatch {
+			select {
+			case r := <-db.reqs:
+				batch = append(batch, r)
+			default:
+				break fill
+			}
+		}
+		db.commitBatch(batch)
+	}
+}
+
+func (db *DB) commitBatch(batch []*writeReq) {
+	ctx := context.Background()
+	if len(batch) == 1 {
+		r := batch[0]
+		r.err <- db.single(r)
+		return
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		err = mapErr(err, "begin write")
+		for _, r := range batch {
+			r.err <- err
+		}
+		return
+	}
+	results := make([]error, len(batch))
+	for i, r := range batch {
+		if err := r.ctx.Err(); err != nil {
+			results[i] = err
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+			results[i] = mapErr(err, "savepoint")
+			continue
+		}
+		if err := r.fn(tx); err != nil {
+			results[i] = err
+			if _, err2 := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err2 != nil {
+				// The transaction is unusable: fail the whole batch.
+				tx.Rollback()
+				for j, r := range batch {
+					if j != i {
+						r.err <- mapErr(err2, "rollback to savepoint")
+					}
+				}
+				r.err <- err
+				return
+			}
+		}
+		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil && results[i] == nil {
+			results[i] = mapErr(err, "release savepoint")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		err = mapErr(err, "commit")
+		for i := range results {
+			if results[i] == nil {
+				results[i] = err
+			}
+		}
+	}
+	for i, r := range batch {
+		r.err <- results[i]
+	}
+}
+
+func (db *DB) single(r *writeReq) error {
+	if err := r.ctx.Err(); err != nil {
+		return err
+	}
+	tx, err := db.write.BeginTx(context.Background(), nil)
+	if err != nil {
+		return mapErr(err, "begin write")
+	}
+	defer tx.Rollback()
+	if err := r.fn(tx); err != nil {
+		return err
+	}
+	return mapErr(tx.Commit(), "commit")
+}
+
+// migrate applies the embedded migrations not yet recorded in schema_migrations.
+// On PostgreSQL an advisory lock keeps two nodes from migrating at once.
+func (db *DB) migrate(ctx context.Context, migrations fs.FS, dir string) error {
+	conn, err := db.write.Conn(ctx)
+	if err != nil {
+		return mapErr(err, "connect for migrations")
+	}
+	defer conn.Close()
+	if db.dialect == Postgres {
+		if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(7468411)"); err != nil {
+			return mapErr(err, "migration lock")
+		}
+		defer conn.ExecContext(context.Background(), "SELECT pg_advisory_unlock(7468411)")
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+		return mapErr(err, "create schema_migrations")
+	}
+	names, err := fs.Glob(migrations, dir+"/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := filepath.Base(name)
+		var n int
+		if err := conn.QueryRowContext(ctx, db.q(`SELECT COUNT(*) FROM schema_migrations WHERE name = ?`), base).Scan(&n); err != nil {
+			return mapErr(err, "read schema_migrations")
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		text := string(body)
+		if db.dialect == Postgres {
+			text = strings.ReplaceAll(text, "BLOB", "BYTEA")
+			text = strings.ReplaceAll(text, "X''", "''::bytea")
+		}
+		tx, err := conn.BeginTx(ctx, nil)
+		if err != nil {
+			return mapErr(err, "begin migration")
+		}
+		for _, stmt := range splitStatements(text) {
+			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("sql: migration %s: %w", base, err)
+			}
+		}
+		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`), base, time.Now().UnixMicro()); err != nil {
+			tx.Rollback()
+			return mapErr(err, "record migration")
+		}
+		if err := tx.Commit(); err != nil {
+			return mapErr(err, "commit migration")
+		}
+	}
+	return nil
+}
+
+// splitStatements splits a migration at semicolons that end a line, dropping
+// comment lines.
+func splitStatements(text string) []string {
+	var out []string
+	var cur strings.Builder
+	for _, line := range strings.Split(text, "\n") {
+		t := strings.TrimSpace(line)
+		if t == "" || strings.HasPrefix(t, "--") {
+			continue
+		}
+		cur.WriteString(line)
+		cur.WriteByte('\n')
+		if strings.HasSuffix(t, ";") {
+			out = append(out, strings.TrimSpace(cur.String()))
+			cur.Reset()
+		}
+	}
+	if s := strings.TrimSpace(cur.String()); s != "" {
+		out = append(out, s)
+	}
+	return out
+}
+
+// mapErr maps driver errors by code: unique violations become ECONFLICT, busy or
+// unreachable databases EUNAVAILABLE, the rest EINTERNAL. steward errors and
+// context errors pass through.
+func mapErr(err error, op string) error {
+	if err == nil {
+		return nil
+	}
+	var se *steward.Error
+	if errors.As(err, &se) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if errors.Is(err, sql.ErrNoRows) {
+		return &steward.Error{Code: steward.ENOTFOUND, Message: "not found", Err: fmt.Errorf("sql: %s: %w", op, err)}
+	}
+	var le *sqlite.Error
+	if errors.As(err, &le) {
+		switch le.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return &steward.Error{Code: steward.ECONFLICT, Message: "already exists", Err: fmt.Errorf("sql: %s: %w", op, err)}
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return &steward.Error{Code: steward.EUNAVAILABLE, Message: "the database is busy", Err: fmt.Errorf("sql: %s: %w", op, err)}
+		}
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case pe.Code == "23505":
+			return &steward.Error{Code: steward.ECONFLICT, Message: "already exists", Err: fmt.Errorf("sql: %s: %w", op, err)}
+		case strings.HasPrefix(pe.Code, "08"), pe.Code == "57P01", pe.Code == "53300":
+			return &steward.Error{Code: steward.EUNAVAILABLE, Message: "the database does not answer", Err: fmt.Errorf("sql: %s: %w", op, err)}
+		}
+	}
+	return &steward.Error{Code: steward.EINTERNAL, Err: fmt.Errorf("sql: %s: %w", op, err)}
+}

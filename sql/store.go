@@ -1,0 +1,521 @@
+package sql
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stewardhq/steward"
+)
+
+// Store is the data store: it implements steward.Store over a DB.
+type Store struct{ *DB }
+
+var _ steward.Store = (*Store)(nil)
+
+// OpenStore opens the data store at dsn (see Open).
+func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
+	db, err := Open(ctx, dsn, opts)
+	if err != nil {
+		return nil, err
+	}
+	return &Store{db}, nil
+}
+
+// Read runs fn in a read-only transaction.
+func (s *Store) Read(ctx context.Context, fn func(steward.Tx) error) error {
+	return s.readTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{db: s.DB, tx: tx}) })
+}
+
+// Write runs fn in a read-write transaction, grouped with concurrent writes.
+func (s *Store) Write(ctx context.Context, fn func(steward.Tx) error) error {
+	return s.writeTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{db: s.DB, tx: tx}) })
+}
+
+// Tx implements steward.Tx on one database transaction.
+type Tx struct {
+	db *DB
+	tx *sql.Tx
+}
+
+var _ steward.Tx = (*Tx)(nil)
+
+func (t *Tx) exec(ctx context.Context, op, query string, args ...any) (sql.Result, error) {
+	res, err := t.tx.ExecContext(ctx, t.db.q(query), args...)
+	return res, mapErr(err, op)
+}
+
+func (t *Tx) row(ctx context.Context, query string, args ...any) *sql.Row {
+	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
+}
+
+func (t *Tx) rows(ctx context.Context, op, query string, args ...any) (*sql.Rows, error) {
+	rows, err := t.tx.QueryContext(ctx, t.db.q(query), args...)
+	return rows, mapErr(err, op)
+}
+
+func micros(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+func fromMicros(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v).UTC()
+}
+
+func notFound(what string, err error) error {
+	if err == sql.ErrNoRows {
+		return steward.Errorf(steward.ENOTFOUND, "%s not found", what)
+	}
+	return mapErr(err, "read "+what)
+}
+
+// NewID returns a random, time-ordered opaque id (UUIDv7).
+func NewID() string { return uuid.Must(uuid.NewV7()).String() }
+
+func (t *Tx) CreateSubject(ctx context.Context, s *steward.Subject) error {
+	_, err := t.exec(ctx, "insert subject", `INSERT INTO subjects (id, status, region, key_id, created_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		s.ID, s.Status, s.Region, s.KeyID, micros(s.CreatedAt), micros(s.CancelledAt))
+	return err
+}
+
+func (t *Tx) GetSubject(ctx context.Context, id string) (*steward.Subject, error) {
+	var s steward.Subject
+	var created, cancelled int64
+	err := t.row(ctx, `SELECT id, status, region, key_id, created_at, cancelled_at FROM subjects WHERE id = ?`, id).
+		Scan(&s.ID, &s.Status, &s.Region, &s.KeyID, &created, &cancelled)
+	if err != nil {
+		return nil, notFound("subject", err)
+	}
+	s.CreatedAt, s.CancelledAt = fromMicros(created), fromMicros(cancelled)
+	return &s, nil
+}
+
+func (t *Tx) CancelSubject(ctx context.Context, id string, at time.Time) error {
+	res, err := t.exec(ctx, "cancel subject", `UPDATE subjects SET status = ?, key_id = '', cancelled_at = ? WHERE id = ? AND status = ?`,
+		steward.SubjectCancelled, micros(at), id, steward.SubjectActive)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return steward.Errorf(steward.ENOTFOUND, "no active subject with that id")
+	}
+	return nil
+}
+
+func (t *Tx) PutIndex(ctx context.Context, kind string, value []byte, subjectID string) error {
+	_, err := t.exec(ctx, "insert index", `INSERT INTO subject_indexes (kind, value, subject_id) VALUES (?, ?, ?)`, kind, value, subjectID)
+	if steward.ErrorCode(err) == steward.ECONFLICT {
+		return steward.Errorf(steward.ECONFLICT, "an account with this %s exists already", kind)
+	}
+	return err
+}
+
+func (t *Tx) LookupIndex(ctx context.Context, kind string, value []byte) (string, error) {
+	var id string
+	if err := t.row(ctx, `SELECT subject_id FROM subject_indexes WHERE kind = ? AND value = ?`, kind, value).Scan(&id); err != nil {
+		return "", notFound("account", err)
+	}
+	return id, nil
+}
+
+func (t *Tx) DeleteIndexes(ctx context.Context, subjectID string) error {
+	_, err := t.exec(ctx, "delete indexes", `DELETE FROM subject_indexes WHERE subject_id = ?`, subjectID)
+	return err
+}
+
+func (t *Tx) PutFields(ctx context.Context, fields []steward.SealedField) error {
+	for _, f := range fields {
+		if _, err := t.exec(ctx, "upsert field", `INSERT INTO subject_fields (subject_id, field, value, updated_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (subject_id, field) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
+			f.SubjectID, f.Field, f.Value, micros(f.UpdatedAt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (t *Tx) GetFields(ctx context.Context, subjectID string, names []string) ([]steward.SealedField, error) {
+	query := `SELECT field, value, updated_at FROM subject_fields WHERE subject_id = ?`
+	args := []any{subjectID}
+	if names != nil {
+		if len(names) == 0 {
+			return nil, nil
+		}
+		query += ` AND field IN (?` + strings.Repeat(", ?", len(names)-1) + `)`
+		for _, n := range names {
+			args = append(args, n)
+		}
+	}
+	rows, err := t.rows(ctx, "select fields", query+` ORDER BY field`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []steward.SealedField
+	for rows.Next() {
+		f := steward.SealedField{SubjectID: subjectID}
+		var at int64
+		if err := rows.Scan(&f.Field, &f.Value, &at); err != nil {
+			return nil, mapErr(err, "scan field")
+		}
+		f.UpdatedAt = fromMicros(at)
+		out = append(out, f)
+	}
+	return out, mapErr(rows.Err(), "select fields")
+}
+
+func (t *Tx) DeleteFields(ctx context.Context, subjectID string, names []string) error {
+	query := `DELETE FROM subject_fields WHERE subject_id = ?`
+	args := []any{subjectID}
+	if names != nil {
+		if len(names) == 0 {
+			return nil
+		}
+		query += ` AND field IN (?` + strings.Repeat(", ?", len(names)-1) + `)`
+		for _, n := range names {
+			args = append(args, n)
+		}
+	}
+	_, err := t.exec(ctx, "delete fields", query, args...)
+	return err
+}
+
+func (t *Tx) AddConsentEvent(ctx context.Context, e *steward.ConsentEvent) error {
+	if _, err := t.exec(ctx, "insert consent event", `INSERT INTO consent_events (id, subject_id, purpose, action, separate, notice_version, method, actor, at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.SubjectID, e.Purpose, e.Action, e.Separate, e.NoticeVersion, e.Method, e.Actor, micros(e.At)); err != nil {
+		return err
+	}
+	st := e.Apply()
+	_, err := t.exec(ctx, "upsert consent", `INSERT INTO consents (subject_id, purpose, granted, separate, notice_version, event_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (subject_id, purpose) DO UPDATE SET granted = excluded.granted, separate = excluded.separate,
+		notice_version = excluded.notice_version, event_id = excluded.event_id, at = excluded.at`,
+		e.SubjectID, st.Purpose, st.Granted, st.Separate, st.NoticeVersion, st.EventID, micros(st.At))
+	return err
+}
+
+func (t *Tx) ConsentState(ctx context.Context, subjectID, purpose string) (*steward.ConsentState, error) {
+	var st steward.ConsentState
+	var at int64
+	err := t.row(ctx, `SELECT purpose, granted, separate, notice_version, event_id, at FROM consents WHERE subject_id = ? AND purpose = ?`, subjectID, purpose).
+		Scan(&st.Purpose, &st.Granted, &st.Separate, &st.NoticeVersion, &st.EventID, &at)
+	if err != nil {
+		return nil, notFound("consent", err)
+	}
+	st.At = fromMicros(at)
+	return &st, nil
+}
+
+func (t *Tx) ConsentStates(ctx context.Context, subjectID string) ([]steward.ConsentState, error) {
+	rows, err := t.rows(ctx, "select consents", `SELECT purpose, granted, separate, notice_version, event_id, at FROM consents WHERE subject_id = ? ORDER BY purpose`, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []steward.ConsentState
+	for rows.Next() {
+		var st steward.ConsentState
+		var at int64
+		if err := rows.Scan(&st.Purpose, &st.Granted, &st.Separate, &st.NoticeVersion, &st.EventID, &at); err != nil {
+			return nil, mapErr(err, "scan consent")
+		}
+		st.At = fromMicros(at)
+		out = append(out, st)
+	}
+	return out, mapErr(rows.Err(), "select consents")
+}
+
+func (t *Tx) ConsentEvents(ctx context.Context, subjectID string) ([]steward.ConsentEvent, error) {
+	rows, err := t.rows(ctx, "select consent events", `SELECT id, subject_id, purpose, action, separate, notice_version, method, actor, at
+		FROM consent_events WHERE subject_id = ? ORDER BY at, id`, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []steward.ConsentEvent
+	for rows.Next() {
+		var e steward.ConsentEvent
+		var at int64
+		if err := rows.Scan(&e.ID, &e.SubjectID, &e.Purpose, &e.Action, &e.Separate, &e.NoticeVersion, &e.Method, &e.Actor, &at); err != nil {
+			return nil, mapErr(err, "scan consent event")
+		}
+		e.At = fromMicros(at)
+		out = append(out, e)
+	}
+	return out, mapErr(rows.Err(), "select consent events")
+}
+
+const codeColumns = `id, purpose, target, subject_id, code_hash, attempts, client, created_at, expires_at, consumed_at`
+
+func scanCode(row interface{ Scan(...any) error }) (*steward.OneTimeCode, error) {
+	var c steward.OneTimeCode
+	var created, expires, consumed int64
+	if err := row.Scan(&c.ID, &c.Purpose, &c.Target, &c.SubjectID, &c.CodeHash, &c.Attempts, &c.Client, &created, &expires, &consumed); err != nil {
+		return nil, notFound("one-time code", err)
+	}
+	c.CreatedAt, c.ExpiresAt, c.ConsumedAt = fromMicros(created), fromMicros(expires), fromMicros(consumed)
+	return &c, nil
+}
+
+func (t *Tx) CreateCode(ctx context.Context, c *steward.OneTimeCode) error {
+	_, err := t.exec(ctx, "insert code", `INSERT INTO one_time_codes (`+codeColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		c.ID, c.Purpose, c.Target, c.SubjectID, c.CodeHash, c.Attempts, c.Client, micros(c.CreatedAt), micros(c.ExpiresAt), micros(c.ConsumedAt))
+	return err
+}
+
+func (t *Tx) LatestCode(ctx context.Context, purpose string, target []byte) (*steward.OneTimeCode, error) {
+	return scanCode(t.row(ctx, `SELECT `+codeColumns+` FROM one_time_codes WHERE target = ? AND purpose = ? ORDER BY created_at DESC, id DESC LIMIT 1`, target, purpose))
+}
+
+func (t *Tx) LatestSubjectCode(ctx context.Context, purpose, subjectID string) (*steward.OneTimeCode, error) {
+	return scanCode(t.row(ctx, `SELECT `+codeColumns+` FROM one_time_codes WHERE subject_id = ? AND purpose = ? ORDER BY created_at DESC, id DESC LIMIT 1`, subjectID, purpose))
+}
+
+func (t *Tx) UpdateCode(ctx context.Context, c *steward.OneTimeCode) error {
+	_, err := t.exec(ctx, "update code", `UPDATE one_time_codes SET attempts = ?, consumed_at = ? WHERE id = ?`, c.Attempts, micros(c.ConsumedAt), c.ID)
+	return err
+}
+
+func (t *Tx) CountCodes(ctx context.Context, since time.Time, target []byte, client string) (int, int, error) {
+	var byTarget, byClient int
+	if err := t.row(ctx, `SELECT COUNT(*) FROM one_time_codes WHERE target = ? AND created_at >= ?`, target, micros(since)).Scan(&byTarget); err != nil {
+		return 0, 0, mapErr(err, "count codes")
+	}
+	if client != "" {
+		if err := t.row(ctx, `SELECT COUNT(*) FROM one_time_codes WHERE client = ? AND created_at >= ?`, client, micros(since)).Scan(&byClient); err != nil {
+			return 0, 0, mapErr(err, "count codes")
+		}
+	}
+	return byTarget, byClient, nil
+}
+
+func (t *Tx) DeleteCodes(ctx context.Context, subjectID string, target []byte) error {
+	_, err := t.exec(ctx, "delete codes", `DELETE FROM one_time_codes WHERE subject_id = ? OR target = ?`, subjectID, target)
+	return err
+}
+
+func (t *Tx) CreateSession(ctx context.Context, s *steward.Session) error {
+	_, err := t.exec(ctx, "insert session", `INSERT INTO sessions (token_hash, id, subject_id, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		s.TokenHash, s.ID, s.SubjectID, micros(s.CreatedAt), micros(s.ExpiresAt), micros(s.RevokedAt))
+	return err
+}
+
+func (t *Tx) SessionByHash(ctx context.Context, hash []byte) (*steward.Session, error) {
+	var s steward.Session
+	var created, expires, revoked int64
+	err := t.row(ctx, `SELECT token_hash, id, subject_id, created_at, expires_at, revoked_at FROM sessions WHERE token_hash = ?`, hash).
+		Scan(&s.TokenHash, &s.ID, &s.SubjectID, &created, &expires, &revoked)
+	if err != nil {
+		return nil, notFound("session", err)
+	}
+	s.CreatedAt, s.ExpiresAt, s.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)
+	return &s, nil
+}
+
+func (t *Tx) RevokeSessions(ctx context.Context, subjectID string, at time.Time) (int, error) {
+	res, err := t.exec(ctx, "revoke sessions", `UPDATE sessions SET revoked_at = ? WHERE subject_id = ? AND revoked_at = 0`, micros(at), subjectID)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+func (t *Tx) CreateAPIToken(ctx context.Context, k *steward.APIToken) error {
+	_, err := t.exec(ctx, "insert token", `INSERT INTO api_tokens (token_hash, id, kind, name, app_id, roles, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		k.TokenHash, k.ID, k.Kind, k.Name, k.AppID, strings.Join(k.Roles, ","), micros(k.CreatedAt), micros(k.ExpiresAt), micros(k.RevokedAt))
+	return err
+}
+
+const tokenColumns = `token_hash, id, kind, name, app_id, roles, created_at, expires_at, revoked_at`
+
+func scanToken(row interface{ Scan(...any) error }) (*steward.APIToken, error) {
+	var k steward.APIToken
+	var roles string
+	var created, expires, revoked int64
+	if err := row.Scan(&k.TokenHash, &k.ID, &k.Kind, &k.Name, &k.AppID, &roles, &created, &expires, &revoked); err != nil {
+		return nil, notFound("token", err)
+	}
+	if roles != "" {
+		k.Roles = strings.Split(roles, ",")
+	}
+	k.CreatedAt, k.ExpiresAt, k.RevokedAt = fromMicros(created), fromMicros(expires), fromMicros(revoked)
+	return &k, nil
+}
+
+func (t *Tx) APITokenByHash(ctx context.Context, hash []byte) (*steward.APIToken, error) {
+	return scanToken(t.row(ctx, `SELECT `+tokenColumns+` FROM api_tokens WHERE token_hash = ?`, hash))
+}
+
+func (t *Tx) ListAPITokens(ctx context.Context) ([]steward.APIToken, error) {
+	rows, err := t.rows(ctx, "select tokens", `SELECT `+tokenColumns+` FROM api_tokens ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []steward.APIToken
+	for rows.Next() {
+		k, err := scanToken(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *k)
+	}
+	return out, mapErr(rows.Err(), "select tokens")
+}
+
+func (t *Tx) RevokeAPIToken(ctx context.Context, id string, at time.Time) error {
+	res, err := t.exec(ctx, "revoke token", `UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at = 0`, micros(at), id)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return steward.Errorf(steward.ENOTFOUND, "no live token with that id")
+	}
+	return nil
+}
+
+func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	lock := ""
+	if t.db.dialect == Postgres {
+		lock = " FOR UPDATE"
+	}
+	var seq int64
+	var prev []byte
+	if err := t.row(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+lock).Scan(&seq, &prev); err != nil {
+		return mapErr(err, "read audit head")
+	}
+	for _, e := range entries {
+		seq++
+		if e.ID == "" {
+			e.ID = NewID()
+		}
+		e.At = e.At.UTC().Truncate(time.Microsecond)
+		e.Seq, e.PrevHash = seq, prev
+		e.Hash = e.ComputeHash(prev)
+		if _, err := t.exec(ctx, "insert audit entry", `INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, subject_id, purpose, fields, detail, prev_hash, hash)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.ID, micros(e.At), e.ActorKind, e.ActorID, e.Action, e.SubjectID, e.Purpose,
+			strings.Join(e.Fields, ","), e.Detail, orEmpty(e.PrevHash), e.Hash); err != nil {
+			return err
+		}
+		prev = e.Hash
+	}
+	_, err := t.exec(ctx, "update audit head", `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, seq, prev)
+	return err
+}
+
+func orEmpty(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+const auditColumns = `seq, id, at, actor_kind, actor_id, action, subject_id, purpose, fields, detail, prev_hash, hash`
+
+func scanAudit(rows *sql.Rows) (steward.AuditEntry, error) {
+	var e steward.AuditEntry
+	var at int64
+	var fields string
+	if err := rows.Scan(&e.Seq, &e.ID, &at, &e.ActorKind, &e.ActorID, &e.Action, &e.SubjectID, &e.Purpose, &fields, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+		return e, mapErr(err, "scan audit entry")
+	}
+	e.At = fromMicros(at)
+	if fields != "" {
+		e.Fields = strings.Split(fields, ",")
+	}
+	if len(e.PrevHash) == 0 {
+		e.PrevHash = nil
+	}
+	return e, nil
+}
+
+func (t *Tx) ScanAudit(ctx context.Context, after int64, fn func(steward.AuditEntry) error) error {
+	rows, err := t.rows(ctx, "select audit", `SELECT `+auditColumns+` FROM audit_log WHERE seq > ? ORDER BY seq`, after)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(e); err != nil {
+			return err
+		}
+	}
+	return mapErr(rows.Err(), "select audit")
+}
+
+func (t *Tx) AuditBySubject(ctx context.Context, subjectID string) ([]steward.AuditEntry, error) {
+	rows, err := t.rows(ctx, "select audit", `SELECT `+auditColumns+` FROM audit_log WHERE subject_id = ? ORDER BY seq`, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []steward.AuditEntry
+	for rows.Next() {
+		e, err := scanAudit(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, mapErr(rows.Err(), "select audit")
+}
+
+func (t *Tx) Enqueue(ctx context.Context, m *steward.OutboxMessage) error {
+	if m.ID == "" {
+		m.ID = NewID()
+	}
+	_, err := t.exec(ctx, "insert outbox", `INSERT INTO outbox (id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Channel, m.SubjectID, m.Kind, m.Payload, m.Attempts, micros(m.CreatedAt), micros(m.NextAttemptAt))
+	return err
+}
+
+func (t *Tx) DueMessages(ctx context.Context, now time.Time, limit int) ([]steward.OutboxMessage, error) {
+	rows, err := t.rows(ctx, "select outbox", `SELECT id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at, last_error
+		FROM outbox WHERE delivered_at = 0 AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`, micros(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []steward.OutboxMessage
+	for rows.Next() {
+		var m steward.OutboxMessage
+		var created, next int64
+		if err := rows.Scan(&m.ID, &m.Channel, &m.SubjectID, &m.Kind, &m.Payload, &m.Attempts, &created, &next, &m.LastError); err != nil {
+			return nil, mapErr(err, "scan outbox")
+		}
+		m.CreatedAt, m.NextAttemptAt = fromMicros(created), fromMicros(next)
+		out = append(out, m)
+	}
+	return out, mapErr(rows.Err(), "select outbox")
+}
+
+// MarkDelivered records delivery and wipes the payload, which holds PI.
+func (t *Tx) MarkDelivered(ctx context.Context, id string, at time.Time) error {
+	_, err := t.exec(ctx, "mark delivered", `UPDATE outbox SET delivered_at = ?, payload = ? WHERE id = ?`, micros(at), []byte{}, id)
+	return err
+}
+
+func (t *Tx) MarkFailed(ctx context.Context, id string, attempts int, next time.Time, lastError string) error {
+	_, err := t.exec(ctx, "mark failed", `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?`, attempts, micros(next), lastError, id)
+	return err
+}
+
+func (t *Tx) DeleteMessages(ctx context.Context, subjectID string) error {
+	_, err := t.exec(ctx, "delete outbox", `DELETE FROM outbox WHERE subject_id = ?`, subjectID)
+	return err
+}
