@@ -1,6 +1,7 @@
 package keyring
 
 import (
+	"context"
 	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
@@ -44,4 +45,18 @@ func (r *Keyring) OpenMessage(label string, ciphertext []byte) ([]byte, error) {
 		return nil, &steward.Error{Code: steward.EINTERNAL, Err: fmt.Errorf("keyring: message %s: %w", label, err)}
 	}
 	return pt, nil
+}
+
+// Steward adapts a Keyring to the steward.Keys interface.
+type Steward struct{ *Keyring }
+
+var _ steward.Keys = Steward{}
+
+// SubjectKey returns the subject's data key as a steward.SubjectKey.
+func (s Steward) SubjectKey(ctx context.Context, subjectID string) (steward.SubjectKey, error) {
+	k, err := s.Keyring.SubjectKey(ctx, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }

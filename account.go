@@ -1,0 +1,609 @@
+package steward
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// Registration is what a person submits to open an account (policy §2.1, P1).
+type Registration struct {
+	Phone    string          `json:"phone"`
+	Code     string          `json:"code"`     // one-time code sent for CodeRegister
+	Fields   FieldValues     `json:"fields"`   // nickname, birthday, gender, photo, device ids…
+	Consents []ConsentChoice `json:"consents"` // every required purpose, plus optional ones chosen
+}
+
+// Registered is the result of a registration.
+type Registered struct {
+	SignedIn
+	Receipts []ConsentReceipt `json:"consent_receipts"`
+}
+
+// Register opens an account. It checks, before anything is stored: the phone
+// number (EINVALID), the consents (every required purpose, separate consent for
+// sensitive PI: EINVALID), the fields (declared, covered by a consented purpose,
+// valid for their kind: EINVALID, ETOOLARGE, EUNSUPPORTED), the minimum age in the
+// legal time zone (EFORBIDDEN, policy §7); then it spends the one-time code
+// (EFORBIDDEN, ETOOMANY) and creates the subject: ECONFLICT if the number is
+// registered already, in whatever format it was written.
+func (s *Service) Register(ctx context.Context, r Registration) (*Registered, error) {
+	e164, err := s.normalizePhone(r.Phone)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(r.Code) == "" {
+		return nil, Errorf(EINVALID, "code is required")
+	}
+	granted := map[string]ConsentChoice{}
+	for _, c := range r.Consents {
+		if _, err := s.decl.CheckConsentChoice(c); err != nil {
+			return nil, err
+		}
+		granted[c.Purpose] = c
+	}
+	var missing []string
+	for _, p := range s.decl.RequiredPurposes() {
+		if _, ok := granted[p]; !ok {
+			missing = append(missing, p)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, Errorf(EINVALID, "registration needs consent for the required purposes: %s", strings.Join(missing, ", "))
+	}
+	if r.Fields == nil {
+		r.Fields = FieldValues{}
+	}
+	phoneJSON, _ := json.Marshal(e164)
+	r.Fields["phone"] = phoneJSON
+	values, err := s.checkFields(r.Fields, func(p string) bool { _, ok := granted[p]; return ok })
+	if err != nil {
+		return nil, err
+	}
+	if s.decl.MinimumAge > 0 {
+		raw, ok := values["birthday"]
+		if !ok {
+			return nil, Errorf(EINVALID, "birthday is required: registration is open from age %d", s.decl.MinimumAge)
+		}
+		var b string
+		json.Unmarshal(raw, &b)
+		bd, err := ParseBirthday(b)
+		if err != nil {
+			return nil, err
+		}
+		if err := CheckAge(bd, s.now(), s.decl.Location(), s.decl.MinimumAge); err != nil {
+			return nil, err
+		}
+	}
+	target := s.keys.BlindIndex("phone", e164)
+	var wechat []byte
+	if raw, ok := values["wechat_id"]; ok {
+		var w string
+		json.Unmarshal(raw, &w)
+		wechat = s.keys.BlindIndex("wechat", w)
+	}
+	if err := s.store.Read(ctx, func(tx Tx) error {
+		if _, err := tx.LookupIndex(ctx, "phone", target); err == nil {
+			return Errorf(ECONFLICT, "an account with this phone number exists already; sign in instead")
+		} else if ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		return nil
+	}); err != nil {
+		// Spend an attempt first, so the conflict is only told to whoever holds the code.
+		if verr := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); verr != nil {
+			return nil, verr
+		}
+		return nil, err
+	}
+	if err := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); err != nil {
+		return nil, err
+	}
+	return s.createSubject(ctx, target, wechat, values, r.Consents, MethodRegistration)
+}
+
+// checkFields validates values against the declaration: each field declared,
+// writable, covered by at least one purpose for which consented reports a basis,
+// and valid for its kind. It returns the canonical values.
+func (s *Service) checkFields(in FieldValues, consented func(purpose string) bool) (FieldValues, error) {
+	out := FieldValues{}
+	for _, name := range in.Names() {
+		f, ok := s.decl.Field(name)
+		if !ok {
+			return nil, Errorf(EINVALID, "field %s is not declared; Steward collects only declared fields", name)
+		}
+		covered := false
+		for _, p := range f.Purposes {
+			pp, _ := s.decl.Purpose(p)
+			covered = covered || pp.LegalBasis != BasisConsent || consented(p)
+		}
+		if !covered {
+			return nil, Errorf(EINVALID, "field %s is collected only for %s; consent for it was not given", name, strings.Join(f.Purposes, ", "))
+		}
+		v, err := NormalizeFieldValue(f, in[name], s.decl.PhoneRegion, s.phone)
+		if err != nil {
+			return nil, err
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
+func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []byte, values FieldValues, consents []ConsentChoice, method string) (*Registered, error) {
+	id := NewID()
+	keyID, err := s.keys.CreateSubjectKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.keys.SubjectKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	sealed := make([]SealedField, 0, len(values))
+	for _, name := range values.Names() {
+		ct, err := key.Seal(name, values[name])
+		if err != nil {
+			return nil, err
+		}
+		sealed = append(sealed, SealedField{SubjectID: id, Field: name, Value: ct, UpdatedAt: now})
+	}
+	sctx := WithActor(ctx, Actor{Kind: ActorSubject, ID: id, Address: ActorFrom(ctx).Address})
+	out := &Registered{}
+	err = s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.CreateSubject(ctx, &Subject{ID: id, Status: SubjectActive, Region: s.decl.DefaultRegion(), KeyID: keyID, CreatedAt: now}); err != nil {
+			return err
+		}
+		if err := tx.PutIndex(ctx, "phone", phoneIndex, id); err != nil {
+			return Errorf(ECONFLICT, "an account with this phone number exists already; sign in instead")
+		}
+		if wechatIndex != nil {
+			if err := tx.PutIndex(ctx, "wechat", wechatIndex, id); err != nil {
+				return Errorf(ECONFLICT, "an account with this WeChat id exists already; sign in instead")
+			}
+		}
+		if err := tx.PutFields(ctx, sealed); err != nil {
+			return err
+		}
+		entries := []*AuditEntry{s.audit(sctx, AuditRegister, id, "", values.Names(), "region="+s.decl.DefaultRegion())}
+		out.Receipts = out.Receipts[:0]
+		for _, c := range consents {
+			rc, e, err := s.recordConsent(sctx, tx, id, c, ConsentGrant, method)
+			if err != nil {
+				return err
+			}
+			out.Receipts = append(out.Receipts, *rc)
+			entries = append(entries, e)
+		}
+		si, err := s.newSession(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		out.SignedIn = *si
+		return tx.AppendAudit(ctx, entries...)
+	})
+	if err != nil {
+		// The subject was never stored: its key protects nothing, destroy it.
+		if _, derr := s.keys.DestroySubjectKey(context.WithoutCancel(ctx), id); derr != nil {
+			s.log.Error("destroy key of failed registration", "subject", id, "err", derr)
+		}
+		return nil, err
+	}
+	return out, nil
+}
+
+// recordConsent writes a consent event for subjectID and returns its receipt and audit entry.
+func (s *Service) recordConsent(ctx context.Context, tx Tx, subjectID string, c ConsentChoice, action, method string) (*ConsentReceipt, *AuditEntry, error) {
+	p, ok := s.decl.Purpose(c.Purpose)
+	if !ok {
+		return nil, nil, Errorf(EINVALID, "purpose %q is not declared", c.Purpose)
+	}
+	now := s.Now()
+	e := ConsentEvent{ID: NewID(), SubjectID: subjectID, Purpose: p.Name, Action: action, Separate: action == ConsentGrant && c.Separate,
+		NoticeVersion: s.decl.Version, Method: method, Actor: ActorFrom(ctx).String(), At: now}
+	if err := tx.AddConsentEvent(ctx, &e); err != nil {
+		return nil, nil, err
+	}
+	auditAction := AuditConsentGrant
+	if action == ConsentWithdraw {
+		auditAction = AuditConsentWithdraw
+	}
+	rc := &ConsentReceipt{ReceiptID: e.ID, Version: "steward.consent-receipt/v1", Controller: s.decl.Controller, SubjectID: subjectID,
+		NoticeVersion: s.decl.Version, Event: e, Purpose: *p, SensitiveFields: s.decl.SensitiveFields(p), IssuedAt: now}
+	if rc.SensitiveFields == nil {
+		rc.SensitiveFields = []string{}
+	}
+	return rc, s.audit(ctx, auditAction, subjectID, p.Name, p.Fields, "event="+e.ID+" method="+method), nil
+}
+
+// Profile is what a signed-in subject sees of their account.
+type Profile struct {
+	Subject  Subject        `json:"subject"`
+	Fields   FieldValues    `json:"fields"`
+	Consents []ConsentState `json:"consents"`
+}
+
+// openFields decrypts sealed fields with the subject's key.
+func (s *Service) openFields(ctx context.Context, subjectID string, sealed []SealedField) (FieldValues, error) {
+	out := FieldValues{}
+	if len(sealed) == 0 {
+		return out, nil
+	}
+	key, err := s.keys.SubjectKey(ctx, subjectID)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range sealed {
+		v, err := key.Open(f.Field, f.Value)
+		if err != nil {
+			return nil, err
+		}
+		out[f.Field] = v
+	}
+	return out, nil
+}
+
+// Me returns the signed-in subject's account, every field and the consents in force
+// (policy §6 access, P17). The read is audited.
+func (s *Service) Me(ctx context.Context) (*Profile, error) {
+	id, err := mustSubject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	p := &Profile{}
+	var sealed []SealedField
+	err = s.store.Read(ctx, func(tx Tx) error {
+		subj, err := tx.GetSubject(ctx, id)
+		if err != nil {
+			return err
+		}
+		p.Subject = *subj
+		if sealed, err = tx.GetFields(ctx, id, nil); err != nil {
+			return err
+		}
+		p.Consents, err = tx.ConsentStates(ctx, id)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if p.Fields, err = s.openFields(ctx, id, sealed); err != nil {
+		return nil, err
+	}
+	if p.Consents == nil {
+		p.Consents = []ConsentState{}
+	}
+	names := p.Fields.Names()
+	if err := s.store.Write(ctx, func(tx Tx) error {
+		return tx.AppendAudit(ctx, s.audit(ctx, AuditReadSelf, id, "", names, ""))
+	}); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// UpdateMe corrects the signed-in subject's fields (policy §6 correction, P18).
+// A field set to JSON null is deleted. The phone number cannot be changed here.
+// Errors as for Register.
+func (s *Service) UpdateMe(ctx context.Context, in FieldValues) (*Profile, error) {
+	id, err := mustSubject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(in) == 0 {
+		return nil, Errorf(EINVALID, "no fields to change")
+	}
+	if _, ok := in["phone"]; ok {
+		return nil, Errorf(EINVALID, "field phone cannot be changed by an update; it identifies the account")
+	}
+	var states []ConsentState
+	if err := s.store.Read(ctx, func(tx Tx) (err error) { states, err = tx.ConsentStates(ctx, id); return err }); err != nil {
+		return nil, err
+	}
+	consented := func(p string) bool {
+		for _, st := range states {
+			if st.Purpose == p && st.Granted {
+				return true
+			}
+		}
+		return false
+	}
+	set, del := FieldValues{}, []string{}
+	for name, v := range in {
+		if string(v) == "null" {
+			if _, ok := s.decl.Field(name); !ok {
+				return nil, Errorf(EINVALID, "field %s is not declared", name)
+			}
+			del = append(del, name)
+			continue
+		}
+		set[name] = v
+	}
+	values, err := s.checkFields(set, consented)
+	if err != nil {
+		return nil, err
+	}
+	if raw, ok := values["birthday"]; ok && s.decl.MinimumAge > 0 {
+		var b string
+		json.Unmarshal(raw, &b)
+		bd, _ := ParseBirthday(b)
+		if err := CheckAge(bd, s.now(), s.decl.Location(), s.decl.MinimumAge); err != nil {
+			return nil, err
+		}
+	}
+	key, err := s.keys.SubjectKey(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	now := s.Now()
+	var sealed []SealedField
+	for _, name := range values.Names() {
+		ct, err := key.Seal(name, values[name])
+		if err != nil {
+			return nil, err
+		}
+		sealed = append(sealed, SealedField{SubjectID: id, Field: name, Value: ct, UpdatedAt: now})
+	}
+	changed := append(values.Names(), del...)
+	slices.Sort(changed)
+	err = s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.PutFields(ctx, sealed); err != nil {
+			return err
+		}
+		if err := tx.DeleteFields(ctx, id, del); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.audit(ctx, AuditUpdate, id, "", changed, ""))
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s.Me(ctx)
+}
+
+// GrantConsent records the signed-in subject's consent for a purpose and returns
+// the receipt (policy §6, PIPL Art. 14). EINVALID for an undeclared or
+// non-consent purpose, or sensitive PI without separate consent.
+func (s *Service) GrantConsent(ctx context.Context, c ConsentChoice) (*ConsentReceipt, error) {
+	id, err := mustSubject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.decl.CheckConsentChoice(c); err != nil {
+		return nil, err
+	}
+	var rc *ConsentReceipt
+	err = s.store.Write(ctx, func(tx Tx) error {
+		r, e, err := s.recordConsent(ctx, tx, id, c, ConsentGrant, MethodSelfService)
+		if err != nil {
+			return err
+		}
+		rc = r
+		return tx.AppendAudit(ctx, e)
+	})
+	return rc, err
+}
+
+// WithdrawConsent records the withdrawal of the signed-in subject's consent for
+// purpose (policy §6, PIPL Art. 15). It is prospective: processing before it stays
+// lawful; from now on the purpose's basis fails. Fields that no purpose with a
+// basis still covers are deleted in the same transaction (PIPL Art. 47(1)(3)), and
+// the receipt's event lists them in the audit trail. EINVALID for an undeclared
+// or non-consent purpose; ECONFLICT if consent is not in force.
+func (s *Service) WithdrawConsent(ctx context.Context, purpose string) (*ConsentReceipt, error) {
+	id, err := mustSubject(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return s.withdraw(ctx, id, purpose, MethodSelfService)
+}
+
+func (s *Service) withdraw(ctx context.Context, id, purpose, method string) (*ConsentReceipt, error) {
+	p, ok := s.decl.Purpose(purpose)
+	if !ok {
+		return nil, Errorf(EINVALID, "purpose %q is not declared", purpose)
+	}
+	if p.LegalBasis != BasisConsent {
+		return nil, Errorf(EINVALID, "purpose %s is processed under legal basis %s, not consent", p.Name, p.LegalBasis)
+	}
+	var rc *ConsentReceipt
+	err := s.store.Write(ctx, func(tx Tx) error {
+		st, err := tx.ConsentState(ctx, id, purpose)
+		if ErrorCode(err) == ENOTFOUND || (err == nil && !st.Granted) {
+			return Errorf(ECONFLICT, "consent for %s is not in force", purpose)
+		} else if err != nil {
+			return err
+		}
+		r, e, err := s.recordConsent(ctx, tx, id, ConsentChoice{Purpose: purpose}, ConsentWithdraw, method)
+		if err != nil {
+			return err
+		}
+		rc = r
+		states, err := tx.ConsentStates(ctx, id)
+		if err != nil {
+			return err
+		}
+		orphans := s.orphanFields(states)
+		if err := tx.DeleteFields(ctx, id, orphans); err != nil {
+			return err
+		}
+		entries := []*AuditEntry{e}
+		if len(orphans) > 0 {
+			entries = append(entries, s.audit(ctx, AuditUpdate, id, purpose, orphans, "deleted on withdrawal"))
+		}
+		for _, h := range s.hooks {
+			if err := h(ctx, tx, id, purpose); err != nil {
+				return err
+			}
+		}
+		return tx.AppendAudit(ctx, entries...)
+	})
+	return rc, err
+}
+
+// orphanFields returns the fields none of whose purposes has a basis any more.
+func (s *Service) orphanFields(states []ConsentState) []string {
+	var out []string
+	for _, f := range s.decl.Fields {
+		keep := false
+		for _, pn := range f.Purposes {
+			p, _ := s.decl.Purpose(pn)
+			var st *ConsentState
+			for i := range states {
+				if states[i].Purpose == pn {
+					st = &states[i]
+				}
+			}
+			keep = keep || s.decl.BasisHolds(p, st) == nil
+		}
+		if !keep {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// Consents returns the signed-in subject's consents in force and their history.
+func (s *Service) Consents(ctx context.Context) ([]ConsentState, []ConsentEvent, error) {
+	id, err := mustSubject(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	var states []ConsentState
+	var events []ConsentEvent
+	err = s.store.Read(ctx, func(tx Tx) (err error) {
+		if states, err = tx.ConsentStates(ctx, id); err != nil {
+			return err
+		}
+		events, err = tx.ConsentEvents(ctx, id)
+		return err
+	})
+	if states == nil {
+		states = []ConsentState{}
+	}
+	if events == nil {
+		events = []ConsentEvent{}
+	}
+	return states, events, err
+}
+
+// ConsentReceipt returns the receipt of one of the signed-in subject's consent events.
+func (s *Service) ConsentReceipt(ctx context.Context, eventID string) (*ConsentReceipt, error) {
+	_, events, err := s.Consents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range events {
+		if e.ID == eventID {
+			p, _ := s.decl.Purpose(e.Purpose)
+			rc := &ConsentReceipt{ReceiptID: e.ID, Version: "steward.consent-receipt/v1", Controller: s.decl.Controller, SubjectID: e.SubjectID,
+				NoticeVersion: e.NoticeVersion, Event: e, IssuedAt: s.Now(), SensitiveFields: []string{}}
+			if p != nil {
+				rc.Purpose = *p
+				if sf := s.decl.SensitiveFields(p); sf != nil {
+					rc.SensitiveFields = sf
+				}
+			}
+			return rc, nil
+		}
+	}
+	return nil, Errorf(ENOTFOUND, "no consent event with that id")
+}
+
+// ReadForPurpose returns a subject's fields for a client app that names purpose
+// (P2, P15; PIPL Art. 6 purpose limitation): only the purpose's fields (or the
+// subset named in fields), and only while its legal basis holds. Every read and
+// every refusal is audited before the answer leaves. Errors: EFORBIDDEN when the
+// caller is not a client app declared for purpose, when a field outside the
+// purpose is asked for, or when the basis does not hold (the message names what is
+// missing); EINVALID for an undeclared purpose; ENOTFOUND for an unknown subject;
+// EGONE for a cancelled one.
+func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string, fields []string) (FieldValues, error) {
+	a := ActorFrom(ctx)
+	if a.Kind != ActorApp {
+		return nil, Errorf(EFORBIDDEN, "only client apps read subjects' data under a purpose")
+	}
+	p, ok := s.decl.Purpose(purpose)
+	if !ok {
+		return nil, Errorf(EINVALID, "purpose %q is not declared", purpose)
+	}
+	if !s.decl.AppMayUse(a.ID, purpose) {
+		return nil, Errorf(EFORBIDDEN, "client app %s is not declared for purpose %s", a.ID, purpose)
+	}
+	names := p.Fields
+	if len(fields) > 0 {
+		for _, f := range fields {
+			if !slices.Contains(p.Fields, f) {
+				return nil, Errorf(EFORBIDDEN, "field %s is not processed for purpose %s", f, purpose)
+			}
+		}
+		names = fields
+	}
+	var sealed []SealedField
+	var denied error
+	err := s.store.Read(ctx, func(tx Tx) error {
+		subj, err := tx.GetSubject(ctx, subjectID)
+		if err != nil {
+			return err
+		}
+		if subj.Status != SubjectActive {
+			return Errorf(EGONE, "the subject's account was cancelled and its data erased")
+		}
+		st, err := tx.ConsentState(ctx, subjectID, purpose)
+		if err != nil && ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		if denied = s.decl.BasisHolds(p, st); denied != nil {
+			return nil
+		}
+		sealed, err = tx.GetFields(ctx, subjectID, names)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if denied != nil {
+		if err := s.store.Write(ctx, func(tx Tx) error {
+			return tx.AppendAudit(ctx, s.audit(ctx, AuditReadDenied, subjectID, purpose, names, ErrorMessage(denied)))
+		}); err != nil {
+			return nil, err
+		}
+		return nil, denied
+	}
+	values, err := s.openFields(ctx, subjectID, sealed)
+	if err != nil {
+		return nil, err
+	}
+	read := values.Names()
+	if err := s.store.Write(ctx, func(tx Tx) error {
+		return tx.AppendAudit(ctx, s.audit(ctx, AuditRead, subjectID, purpose, read, ""))
+	}); err != nil {
+		return nil, err
+	}
+	return values, nil
+}
+
+// CheckConsent reports whether purpose's legal basis holds for subjectID, for
+// client apps declared for it: nil or EFORBIDDEN naming what is missing.
+func (s *Service) CheckConsent(ctx context.Context, subjectID, purpose string) error {
+	a := ActorFrom(ctx)
+	if a.Kind != ActorApp || !s.decl.AppMayUse(a.ID, purpose) {
+		return Errorf(EFORBIDDEN, "client app %s is not declared for purpose %s", a.ID, purpose)
+	}
+	p, _ := s.decl.Purpose(purpose)
+	return s.store.Read(ctx, func(tx Tx) error {
+		subj, err := tx.GetSubject(ctx, subjectID)
+		if err != nil {
+			return err
+		}
+		if subj.Status != SubjectActive {
+			return Errorf(EGONE, "the subject's account was cancelled")
+		}
+		st, err := tx.ConsentState(ctx, subjectID, purpose)
+		if err != nil && ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		return s.decl.BasisHolds(p, st)
+	})
+}

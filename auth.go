@@ -1,0 +1,301 @@
+package steward
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// CodeSent describes a one-time code sent; the code itself only travels by SMS.
+type CodeSent struct {
+	Purpose   string    `json:"purpose"`
+	ExpiresAt time.Time `json:"expires_at"`
+	Channel   string    `json:"channel"`
+}
+
+func (s *Service) codeHash(purpose string, target []byte, subjectID, code string) []byte {
+	return s.keys.HashSecret("otp", purpose+"\x00"+hex.EncodeToString(target)+"\x00"+subjectID+"\x00"+code)
+}
+
+// SendCode sends a one-time code for registration (CodeRegister) or sign-in
+// (CodeSignIn) to phone by SMS through the outbox. It returns EINVALID for a number
+// that is not valid or an unknown purpose, and ETOOMANY when the number or the
+// client address has asked too often (OTPPolicy). Whether an account exists is not
+// revealed: a code is sent either way and spending it tells.
+func (s *Service) SendCode(ctx context.Context, phone, purpose string) (*CodeSent, error) {
+	if purpose != CodeRegister && purpose != CodeSignIn {
+		return nil, Errorf(EINVALID, "purpose must be %s or %s", CodeRegister, CodeSignIn)
+	}
+	e164, err := s.normalizePhone(phone)
+	if err != nil {
+		return nil, err
+	}
+	target := s.keys.BlindIndex("phone", e164)
+	return s.sendCode(ctx, purpose, target, "", e164)
+}
+
+func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, subjectID, e164 string) (*CodeSent, error) {
+	now := s.Now()
+	code := newCode()
+	c := &OneTimeCode{ID: NewID(), Purpose: purpose, Target: target, SubjectID: subjectID, Client: ActorFrom(ctx).Address,
+		CreatedAt: now, ExpiresAt: now.Add(s.otp.TTL)}
+	c.CodeHash = s.codeHash(purpose, target, subjectID, code)
+	err := s.store.Write(ctx, func(tx Tx) error {
+		byTarget, byClient, err := tx.CountCodes(ctx, now.Add(-time.Hour), target, c.Client)
+		if err != nil {
+			return err
+		}
+		if byTarget >= s.otp.PerPhonePerHour {
+			return Errorf(ETOOMANY, "too many codes were sent to this number in the last hour; try again later")
+		}
+		if c.Client != "" && byClient >= s.otp.PerClientPerHour {
+			return Errorf(ETOOMANY, "too many codes were asked from this address in the last hour; try again later")
+		}
+		if last, err := tx.LatestCode(ctx, purpose, target); err == nil && now.Sub(last.CreatedAt) < s.otp.ResendInterval {
+			wait := s.otp.ResendInterval - now.Sub(last.CreatedAt)
+			return Errorf(ETOOMANY, "a code was sent %d seconds ago; wait %d seconds before asking again",
+				int(now.Sub(last.CreatedAt).Seconds()), int(wait.Seconds()+0.999))
+		} else if err != nil && ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		if err := tx.CreateCode(ctx, c); err != nil {
+			return err
+		}
+		body := fmt.Sprintf("%s: your verification code is %s. It expires in %d minutes. Never share it.", s.decl.Controller.Name, code, int(s.otp.TTL.Minutes()))
+		if err := s.enqueue(ctx, tx, "sms", "otp", subjectID, MessagePayload{To: e164, Body: body}); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.audit(ctx, AuditCodeSent, subjectID, "", nil, "purpose="+purpose))
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify()
+	return &CodeSent{Purpose: purpose, ExpiresAt: c.ExpiresAt, Channel: "sms"}, nil
+}
+
+// spendCode checks code against c in tx: a wrong code uses an attempt (EFORBIDDEN,
+// ETOOMANY once the attempts are spent); an expired or spent code is EFORBIDDEN.
+// On success the code is consumed. The attempt count is written even on failure,
+// so the caller must commit the transaction whatever spendCode returns.
+func (s *Service) spendCode(ctx context.Context, tx Tx, c *OneTimeCode, code string) error {
+	now := s.Now()
+	switch {
+	case !c.ConsumedAt.IsZero():
+		return Errorf(EFORBIDDEN, "the one-time code was used already; ask for a new one")
+	case now.After(c.ExpiresAt):
+		return Errorf(EFORBIDDEN, "the one-time code has expired; ask for a new one")
+	case c.Attempts >= s.otp.MaxAttempts:
+		return Errorf(ETOOMANY, "too many wrong codes; ask for a new one")
+	}
+	want := s.codeHash(c.Purpose, c.Target, c.SubjectID, code)
+	if subtle.ConstantTimeCompare(want, c.CodeHash) != 1 {
+		c.Attempts++
+		if err := tx.UpdateCode(ctx, c); err != nil {
+			return err
+		}
+		if c.Attempts >= s.otp.MaxAttempts {
+			return Errorf(ETOOMANY, "too many wrong codes; ask for a new one")
+		}
+		return Errorf(EFORBIDDEN, "the one-time code is not valid; %d attempts left", s.otp.MaxAttempts-c.Attempts)
+	}
+	c.ConsumedAt = now
+	return tx.UpdateCode(ctx, c)
+}
+
+// verifyPhoneCode spends code for purpose on the number whose blind index is
+// target, in its own transaction so a wrong guess is counted whatever happens next.
+func (s *Service) verifyPhoneCode(ctx context.Context, purpose string, target []byte, code string) error {
+	var spendErr error
+	err := s.store.Write(ctx, func(tx Tx) error {
+		c, err := tx.LatestCode(ctx, purpose, target)
+		if ErrorCode(err) == ENOTFOUND {
+			spendErr = Errorf(EFORBIDDEN, "no one-time code was sent to this number; ask for one first")
+			return nil
+		} else if err != nil {
+			return err
+		}
+		spendErr = s.spendCode(ctx, tx, c, code)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return spendErr
+}
+
+// SignedIn is the result of a registration or sign-in.
+type SignedIn struct {
+	SubjectID string    `json:"subject_id"`
+	Token     string    `json:"token"` // bearer token; shown once
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// SignIn exchanges a one-time code sent for CodeSignIn for a session token.
+// EFORBIDDEN for a wrong code, ENOTFOUND when no account has this number.
+func (s *Service) SignIn(ctx context.Context, phone, code string) (*SignedIn, error) {
+	e164, err := s.normalizePhone(phone)
+	if err != nil {
+		return nil, err
+	}
+	target := s.keys.BlindIndex("phone", e164)
+	if err := s.verifyPhoneCode(ctx, CodeSignIn, target, code); err != nil {
+		return nil, err
+	}
+	var out *SignedIn
+	err = s.store.Write(ctx, func(tx Tx) error {
+		id, err := tx.LookupIndex(ctx, "phone", target)
+		if err != nil {
+			return err
+		}
+		out, err = s.newSession(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.audit(WithActor(ctx, Actor{Kind: ActorSubject, ID: id}), AuditSignIn, id, "", nil, ""))
+	})
+	return out, err
+}
+
+func (s *Service) newSession(ctx context.Context, tx Tx, subjectID string) (*SignedIn, error) {
+	token := newToken(SessionTokenPrefix)
+	now := s.Now()
+	sess := &Session{ID: NewID(), TokenHash: s.keys.HashSecret("session", token), SubjectID: subjectID, CreatedAt: now, ExpiresAt: now.Add(s.ttl)}
+	if err := tx.CreateSession(ctx, sess); err != nil {
+		return nil, err
+	}
+	return &SignedIn{SubjectID: subjectID, Token: token, ExpiresAt: sess.ExpiresAt}, nil
+}
+
+// Authenticate resolves a bearer token to its actor. Subject sessions must be
+// live and their subject active; API tokens must be live. Anything else is
+// EUNAUTHORIZED, with the same message, so tokens cannot be probed.
+func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error) {
+	unauth := Errorf(EUNAUTHORIZED, "the bearer token is not valid")
+	now := s.Now()
+	switch {
+	case strings.HasPrefix(token, SessionTokenPrefix):
+		var a Actor
+		err := s.store.Read(ctx, func(tx Tx) error {
+			sess, err := tx.SessionByHash(ctx, s.keys.HashSecret("session", token))
+			if err != nil {
+				return err
+			}
+			if !sess.RevokedAt.IsZero() || now.After(sess.ExpiresAt) {
+				return unauth
+			}
+			subj, err := tx.GetSubject(ctx, sess.SubjectID)
+			if err != nil {
+				return err
+			}
+			if subj.Status != SubjectActive {
+				return unauth
+			}
+			a = Actor{Kind: ActorSubject, ID: sess.SubjectID}
+			return nil
+		})
+		if err != nil {
+			if c := ErrorCode(err); c == ENOTFOUND || c == EUNAUTHORIZED {
+				return Actor{}, unauth
+			}
+			return Actor{}, err
+		}
+		return a, nil
+	case strings.HasPrefix(token, APITokenPrefix):
+		var k *APIToken
+		err := s.store.Read(ctx, func(tx Tx) (err error) {
+			k, err = tx.APITokenByHash(ctx, s.keys.HashSecret("api", token))
+			return err
+		})
+		if err != nil {
+			if ErrorCode(err) == ENOTFOUND {
+				return Actor{}, unauth
+			}
+			return Actor{}, err
+		}
+		if !k.RevokedAt.IsZero() || (!k.ExpiresAt.IsZero() && now.After(k.ExpiresAt)) {
+			return Actor{}, unauth
+		}
+		if k.Kind == TokenApp {
+			return Actor{Kind: ActorApp, ID: k.AppID}, nil
+		}
+		return Actor{Kind: ActorStaff, ID: k.Name, Roles: k.Roles}, nil
+	}
+	return Actor{}, unauth
+}
+
+// CreateAPIToken creates a staff or client-app token and returns it with its
+// secret, shown only this once. Only the system (the CLI) or an admin may call it.
+// EINVALID for an undeclared app, an unknown role or a bad kind.
+func (s *Service) CreateAPIToken(ctx context.Context, kind, name string, roles []string, ttl time.Duration) (*APIToken, string, error) {
+	a := ActorFrom(ctx)
+	if a.Kind != ActorSystem && !a.HasRole(RoleAdmin) {
+		return nil, "", Errorf(EFORBIDDEN, "only an admin may create tokens")
+	}
+	k := &APIToken{ID: NewID(), Kind: kind, Name: name, CreatedAt: s.Now()}
+	switch kind {
+	case TokenApp:
+		if _, ok := s.decl.ClientApp(name); !ok {
+			return nil, "", Errorf(EINVALID, "client app %q is not declared", name)
+		}
+		k.AppID = name
+	case TokenStaff:
+		if name == "" {
+			return nil, "", Errorf(EINVALID, "a staff token needs a name")
+		}
+		if len(roles) == 0 {
+			return nil, "", Errorf(EINVALID, "a staff token needs at least one role")
+		}
+		for _, r := range roles {
+			if r != RoleSupport && r != RolePrivacyOfficer && r != RoleAuditor && r != RoleAdmin {
+				return nil, "", Errorf(EINVALID, "unknown role %q; roles are support, privacy_officer, auditor, admin", r)
+			}
+		}
+		k.Roles = roles
+	default:
+		return nil, "", Errorf(EINVALID, "token kind must be %s or %s", TokenApp, TokenStaff)
+	}
+	if ttl > 0 {
+		k.ExpiresAt = k.CreatedAt.Add(ttl)
+	}
+	secret := newToken(APITokenPrefix)
+	k.TokenHash = s.keys.HashSecret("api", secret)
+	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.CreateAPIToken(ctx, k); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.audit(ctx, AuditTokenCreate, "", "", nil, "token="+k.ID+" kind="+kind+" name="+name))
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	return k, secret, nil
+}
+
+// RevokeAPIToken revokes a token by id at once. System or admin only.
+func (s *Service) RevokeAPIToken(ctx context.Context, id string) error {
+	a := ActorFrom(ctx)
+	if a.Kind != ActorSystem && !a.HasRole(RoleAdmin) {
+		return Errorf(EFORBIDDEN, "only an admin may revoke tokens")
+	}
+	return s.store.Write(ctx, func(tx Tx) error {
+		if err := tx.RevokeAPIToken(ctx, id, s.Now()); err != nil {
+			return err
+		}
+		return tx.AppendAudit(ctx, s.audit(ctx, AuditTokenRevoke, "", "", nil, "token="+id))
+	})
+}
+
+// ListAPITokens lists tokens without their secrets. System or admin only.
+func (s *Service) ListAPITokens(ctx context.Context) ([]APIToken, error) {
+	a := ActorFrom(ctx)
+	if a.Kind != ActorSystem && !a.HasRole(RoleAdmin) {
+		return nil, Errorf(EFORBIDDEN, "only an admin may list tokens")
+	}
+	var out []APIToken
+	err := s.store.Read(ctx, func(tx Tx) (err error) { out, err = tx.ListAPITokens(ctx); return err })
+	return out, err
+}

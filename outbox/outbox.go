@@ -1,0 +1,246 @@
+// Package outbox delivers queued messages (SMS, e-mail, push, webhooks) with
+// retries and exponential backoff. Messages are written to the outbox table in the
+// transaction of the change that causes them; a Worker opens each sealed payload,
+// hands it to the sink for its channel and wipes the payload once delivered.
+package outbox
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/stewardhq/steward"
+)
+
+// Message is a message ready for a sink: the payload opened.
+type Message struct {
+	ID        string
+	Channel   string
+	Kind      string
+	SubjectID string
+	steward.MessagePayload
+}
+
+// Sink delivers messages of one channel. Deliver returns an error to have the
+// message retried later.
+type Sink interface {
+	Deliver(ctx context.Context, m Message) error
+}
+
+// Worker delivers due messages from the store.
+type Worker struct {
+	Store  steward.Store
+	Keys   steward.Keys
+	Sinks  map[string]Sink // by channel
+	Now    func() time.Time
+	Logger *slog.Logger
+	// MaxAttempts before a message is given up on; default 12 (about 17 hours of backoff).
+	MaxAttempts int
+	// Poll is how often due messages are looked for without a Notify; default 1 s.
+	Poll time.Duration
+
+	wake chan struct{}
+	once sync.Once
+}
+
+func (w *Worker) init() {
+	w.once.Do(func() {
+		w.wake = make(chan struct{}, 1)
+		if w.Now == nil {
+			w.Now = time.Now
+		}
+		if w.Logger == nil {
+			w.Logger = slog.New(slog.DiscardHandler)
+		}
+		if w.MaxAttempts == 0 {
+			w.MaxAttempts = 12
+		}
+		if w.Poll == 0 {
+			w.Poll = time.Second
+		}
+	})
+}
+
+// Notify wakes the worker: a message was queued.
+func (w *Worker) Notify() {
+	w.init()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run delivers messages until ctx ends.
+func (w *Worker) Run(ctx context.Context) {
+	w.init()
+	t := time.NewTicker(w.Poll)
+	defer t.Stop()
+	for {
+		if _, err := w.DeliverDue(ctx); err != nil && ctx.Err() == nil {
+			w.Logger.Error("outbox: deliver", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.wake:
+		case <-t.C:
+		}
+	}
+}
+
+// Backoff returns the wait after the given number of failed attempts: 30 s
+// doubling, capped at 6 hours.
+func Backoff(attempts int) time.Duration {
+	d := 30 * time.Second
+	for i := 1; i < attempts && d < 6*time.Hour; i++ {
+		d *= 2
+	}
+	return min(d, 6*time.Hour)
+}
+
+// DeliverDue delivers every message due now, in batches, and returns how many were delivered.
+func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
+	w.init()
+	delivered := 0
+	for {
+		var due []steward.OutboxMessage
+		if err := w.Store.Read(ctx, func(tx steward.Tx) (err error) {
+			due, err = tx.DueMessages(ctx, w.Now(), 256)
+			return err
+		}); err != nil {
+			return delivered, err
+		}
+		if len(due) == 0 {
+			return delivered, nil
+		}
+		for _, m := range due {
+			err := w.deliver(ctx, m)
+			now := w.Now().UTC()
+			werr := w.Store.Write(ctx, func(tx steward.Tx) error {
+				if err == nil {
+					return tx.MarkDelivered(ctx, m.ID, now)
+				}
+				attempts := m.Attempts + 1
+				next := now.Add(Backoff(attempts))
+				if attempts >= w.MaxAttempts {
+					next = now.Add(100 * 365 * 24 * time.Hour) // given up: kept for inspection
+				}
+				return tx.MarkFailed(ctx, m.ID, attempts, next, steward.ErrorMessage(err))
+			})
+			if werr != nil {
+				return delivered, werr
+			}
+			if err == nil {
+				delivered++
+			} else {
+				w.Logger.Warn("outbox: delivery failed", "message", m.ID, "channel", m.Channel, "attempt", m.Attempts+1, "err", err)
+			}
+		}
+		if len(due) < 256 {
+			return delivered, nil
+		}
+	}
+}
+
+func (w *Worker) deliver(ctx context.Context, m steward.OutboxMessage) error {
+	sink, ok := w.Sinks[m.Channel]
+	if !ok {
+		return steward.Errorf(steward.EUNAVAILABLE, "no sink for channel %s", m.Channel)
+	}
+	plain, err := w.Keys.OpenMessage(m.ID, m.Payload)
+	if err != nil {
+		return err
+	}
+	var p steward.MessagePayload
+	if err := json.Unmarshal(plain, &p); err != nil {
+		return fmt.Errorf("outbox: decode payload of %s: %w", m.ID, err)
+	}
+	return sink.Deliver(ctx, Message{ID: m.ID, Channel: m.Channel, Kind: m.Kind, SubjectID: m.SubjectID, MessagePayload: p})
+}
+
+// FileSink is the development sink: it appends each message as one JSON object
+// per line to a file (doc/operations.md documents the format):
+//
+//	{"id":"…","channel":"sms","kind":"otp","to":"+8613800138000","body":"…","subject_id":"","at":"2026-11-29T08:00:00Z"}
+//
+// The file holds what an SMS gateway would send, PI included, so it is created
+// with mode 0600 and must never be used in production.
+type FileSink struct {
+	Path string
+	Now  func() time.Time
+	mu   sync.Mutex
+}
+
+// Deliver appends m to the file.
+func (f *FileSink) Deliver(ctx context.Context, m Message) error {
+	now := time.Now
+	if f.Now != nil {
+		now = f.Now
+	}
+	line, err := json.Marshal(struct {
+		ID        string            `json:"id"`
+		Channel   string            `json:"channel"`
+		Kind      string            `json:"kind"`
+		To        string            `json:"to"`
+		Subject   string            `json:"subject,omitempty"`
+		Body      string            `json:"body"`
+		Headers   map[string]string `json:"headers,omitempty"`
+		SubjectID string            `json:"subject_id"`
+		At        time.Time         `json:"at"`
+	}{m.ID, m.Channel, m.Kind, m.To, m.Subject, m.Body, m.Headers, m.SubjectID, now().UTC()})
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		return err
+	}
+	file, err := os.OpenFile(f.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("outbox: open sink: %w", err)
+	}
+	if _, err := file.Write(append(line, '\n')); err != nil {
+		file.Close()
+		return fmt.Errorf("outbox: write sink: %w", err)
+	}
+	return file.Close()
+}
+
+// MemorySink keeps delivered messages in memory, for tests.
+type MemorySink struct {
+	mu       sync.Mutex
+	messages []Message
+}
+
+// Deliver records m.
+func (s *MemorySink) Deliver(ctx context.Context, m Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.messages = append(s.messages, m)
+	return nil
+}
+
+// Messages returns a copy of the messages delivered so far.
+func (s *MemorySink) Messages() []Message {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Message(nil), s.messages...)
+}
+
+// Last returns the last message sent to address to, if any.
+func (s *MemorySink) Last(to string) (Message, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.messages) - 1; i >= 0; i-- {
+		if s.messages[i].To == to {
+			return s.messages[i], true
+		}
+	}
+	return Message{}, false
+}
