@@ -14,7 +14,7 @@ import (
 const (
 	AuditRegister        = "subject.register"
 	AuditSignIn          = "subject.sign_in"
-	AuditRead            = "subject.read"   // a client app read fields under a purpose
+	AuditRead            = "subject.read" // a client app read fields under a purpose
 	AuditReadSelf        = "subject.read_self"
 	AuditUpdate          = "subject.update" // fields changed
 	AuditExport          = "subject.export"

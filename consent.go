@@ -50,15 +50,15 @@ type ConsentState struct {
 // (ISO/IEC TS 27560; Kantara consent receipt): the controller, the notice version,
 // the purpose with its legal basis and fields, the decision and its time.
 type ConsentReceipt struct {
-	ReceiptID     string       `json:"receipt_id"`
-	Version       string       `json:"version"` // receipt schema version, "steward.consent-receipt/v1"
-	Controller    Controller   `json:"controller"`
-	SubjectID     string       `json:"subject_id"`
-	NoticeVersion string       `json:"notice_version"`
-	Event         ConsentEvent `json:"event"`
-	Purpose       Purpose      `json:"purpose"`
-	SensitiveFields []string   `json:"sensitive_fields"`
-	IssuedAt      time.Time    `json:"issued_at"`
+	ReceiptID       string       `json:"receipt_id"`
+	Version         string       `json:"version"` // receipt schema version, "steward.consent-receipt/v1"
+	Controller      Controller   `json:"controller"`
+	SubjectID       string       `json:"subject_id"`
+	NoticeVersion   string       `json:"notice_version"`
+	Event           ConsentEvent `json:"event"`
+	Purpose         Purpose      `json:"purpose"`
+	SensitiveFields []string     `json:"sensitive_fields"`
+	IssuedAt        time.Time    `json:"issued_at"`
 }
 
 // ConsentChoice is one purpose a subject grants or withdraws.

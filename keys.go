@@ -29,7 +29,7 @@ type SubjectKey interface {
 
 // MessagePayload is the sealed content of an outbox message.
 type MessagePayload struct {
-	To      string            `json:"to"`                // E.164 number, e-mail address or webhook URL
+	To      string            `json:"to"` // E.164 number, e-mail address or webhook URL
 	Body    string            `json:"body"`
 	Subject string            `json:"subject,omitempty"` // e-mail subject line
 	Headers map[string]string `json:"headers,omitempty"` // webhook headers (signature, idempotency key)

@@ -74,7 +74,7 @@ type APIToken struct {
 	ID        string    `json:"id"`
 	TokenHash []byte    `json:"-"`
 	Kind      string    `json:"kind"`
-	Name      string    `json:"name"`   // staff member's handle or app id
+	Name      string    `json:"name"` // staff member's handle or app id
 	AppID     string    `json:"app_id,omitempty"`
 	Roles     []string  `json:"roles,omitempty"`
 	CreatedAt time.Time `json:"created_at"`

@@ -221,4 +221,3 @@ func roundTo(v float64, places int) float64 {
 	}
 	return float64(int64(x+0.5)) / p
 }
-

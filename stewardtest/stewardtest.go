@@ -168,7 +168,9 @@ func Ctx(a steward.Actor) context.Context { return steward.WithActor(context.Bac
 func App(id string) context.Context { return Ctx(steward.Actor{Kind: steward.ActorApp, ID: id}) }
 
 // Subject returns a context acting as subject id.
-func Subject(id string) context.Context { return Ctx(steward.Actor{Kind: steward.ActorSubject, ID: id}) }
+func Subject(id string) context.Context {
+	return Ctx(steward.Actor{Kind: steward.ActorSubject, ID: id})
+}
 
 // LastCode delivers the outbox and returns the last one-time code sent to e164.
 func (e *Env) LastCode(t testing.TB, e164 string) string {
