@@ -1,0 +1,86 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+
+	"github.com/stewardhq/steward"
+	"github.com/stewardhq/steward/contacts"
+	"github.com/stewardhq/steward/declaration"
+	"github.com/stewardhq/steward/keyring"
+	"github.com/stewardhq/steward/outbox"
+	stsql "github.com/stewardhq/steward/sql"
+)
+
+// app is Steward wired from a Config: stores, keys, declaration, service, outbox.
+type app struct {
+	cfg        Config
+	log        *slog.Logger
+	decl       *steward.Declaration
+	store      *stsql.Store
+	keyStore   *stsql.KeyStore
+	keyFile    *keyring.KeyFile
+	keyCreated bool
+	keys       steward.Keys
+	svc        *steward.Service
+	outbox     *outbox.Worker
+}
+
+// openApp opens everything cfg names. createKey allows generating a development key
+// file when none exists (serve does; admin commands do not).
+func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) (*app, error) {
+	a := &app{cfg: cfg, log: log}
+	var err error
+	if cfg.Declaration == "" {
+		a.decl = declaration.Default()
+	} else if a.decl, err = declaration.Load(cfg.Declaration); err != nil {
+		return nil, err
+	}
+	if createKey {
+		a.keyFile, a.keyCreated, err = keyring.LoadOrCreateKeyFile(cfg.KeyFile)
+	} else {
+		a.keyFile, err = keyring.LoadKeyFile(cfg.KeyFile)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("key file %s: %w", cfg.KeyFile, err)
+	}
+	opts := stsql.Options{Synchronous: cfg.Synchronous, Logger: log}
+	if a.store, err = stsql.OpenStore(ctx, cfg.DataDSN(), opts); err != nil {
+		return nil, fmt.Errorf("data store: %w", err)
+	}
+	if a.keyStore, err = stsql.OpenKeyStore(ctx, cfg.KeysDSN(), opts); err != nil {
+		a.store.Close()
+		return nil, fmt.Errorf("key store: %w", err)
+	}
+	kr := keyring.New(a.keyFile, a.keyStore)
+	a.keys = keyring.Steward{Keyring: kr}
+	a.outbox = &outbox.Worker{Store: a.store, Keys: a.keys, Logger: log,
+		Sinks: map[string]outbox.Sink{"sms": &outbox.FileSink{Path: cfg.DevSink}, "email": &outbox.FileSink{Path: cfg.DevSink}, "push": &outbox.FileSink{Path: cfg.DevSink}}}
+	a.svc = steward.NewService(steward.Config{Declaration: a.decl, Store: a.store, Keys: a.keys, NormalizePhone: contacts.Normalize,
+		Logger: log, Notify: a.outbox.Notify, OTP: steward.OTPPolicy{PerPhonePerHour: cfg.OTP.PerPhonePerHour,
+			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}})
+	return a, nil
+}
+
+// ready reports whether both stores answer.
+func (a *app) ready(ctx context.Context) error {
+	return errors.Join(a.store.Ping(ctx), a.keyStore.Ping(ctx))
+}
+
+func (a *app) Close() error {
+	return errors.Join(a.store.Close(), a.keyStore.Close())
+}
+
+// printError writes err as {"error":{"code","message"}} plus, for internal errors,
+// the cause, which the operator running the CLI may see.
+func printError(w io.Writer, prefix string, err error) {
+	code := steward.ErrorCode(err)
+	if code == steward.EINTERNAL || code == steward.EUNAVAILABLE {
+		fmt.Fprintf(w, "%s: %v\n", prefix, err)
+		return
+	}
+	fmt.Fprintf(w, "%s: %s: %s\n", prefix, code, steward.ErrorMessage(err))
+}
