@@ -354,6 +354,9 @@ func (s *Service) UpdateMe(ctx context.Context, in FieldValues) (*Profile, error
 		if err := tx.DeleteFields(ctx, id, del); err != nil {
 			return err
 		}
+		if err := s.runUpdateHooks(ctx, tx, id, changed); err != nil {
+			return err
+		}
 		return tx.AppendAudit(ctx, s.audit(ctx, AuditUpdate, id, "", changed, ""))
 	})
 	if err != nil {
@@ -555,6 +558,9 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 			return err
 		}
 		if denied = s.decl.BasisHolds(p, st); denied != nil {
+			return nil
+		}
+		if denied = s.guardRead(ctx, tx, subjectID, purpose, names); denied != nil {
 			return nil
 		}
 		sealed, err = tx.GetFields(ctx, subjectID, names)

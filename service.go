@@ -52,6 +52,8 @@ type Service struct {
 	extras       []ExportExtra
 	listRequests RequestLister
 	erasers      []Eraser
+	readGuards   []ReadGuard  // hold.go
+	updateHooks  []UpdateHook // recipient.go
 }
 
 // WithdrawHook runs inside the transaction that records a withdrawal of purpose,

@@ -101,6 +101,8 @@ type OutboxMessage struct {
 // row does not exist, ECONFLICT on a uniqueness violation, and wrap driver errors
 // as EINTERNAL.
 type Tx interface {
+	RecipientTx // recipient.go: recipients, disclosures, notices, legal holds, certificates
+
 	RequestTx // requests_service.go: rights requests, reminders, automated decisions
 
 	CreateSubject(ctx context.Context, s *Subject) error
