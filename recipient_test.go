@@ -502,3 +502,95 @@ func TestUnacknowledgedNoticeIsOverdue(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestLifecycleWaitsForAcknowledgement runs deletion and withdrawal
+// requests through the request service: each stays in progress while a recipient
+// notice is pending and is fulfilled by the recipient's acknowledgement.
+func TestRequestLifecycleWaitsForAcknowledgement(t *testing.T) {
+	for _, engine := range stewardtest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			env := stewardtest.New(t, engine, stewardtest.Options{})
+			f := newFeatures(t, env)
+			rs, err := steward.NewRequestService(env.Service)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rs.SetFulfiller(steward.RequestDeletion, f.erasure)
+			rs.SetFulfiller(steward.RequestCancellation, f.erasure)
+			rs.SetFulfiller(steward.RequestWithdrawal, f.recipients.WithNotices(rs.DefaultFulfiller(steward.RequestWithdrawal)))
+			f.recipients.SetCompleter(rs)
+			rv := newReceiver(t)
+			reg := env.Register(t, "+8613800138000", map[string]string{"nickname": `"张伟Test"`}, steward.ConsentChoice{Purpose: "marketing", Separate: true})
+			rec := f.partner(t, "Beta Ads", rv.srv.URL, []string{"account", "marketing"}, []string{"nickname", "phone"})
+			app := stewardtest.App("app")
+			f.recipients.Disclose(app, reg.SubjectID, steward.DisclosureInput{rec.ID, "marketing", []string{"phone"}})
+			f.recipients.Disclose(app, reg.SubjectID, steward.DisclosureInput{rec.ID, "account", []string{"nickname"}})
+			admin, po := staff(steward.RoleAdmin), staff(steward.RolePrivacyOfficer)
+			check := &steward.IdentityCheck{Method: "in_person_id_document"}
+
+			ackAll := func(requestID string) {
+				t.Helper()
+				env.Outbox.DeliverDue(context.Background())
+				ns, err := f.recipients.Notices(po, steward.NoticeFilter{RequestID: requestID, State: steward.NoticePending})
+				if err != nil || len(ns) != 1 {
+					t.Fatalf("pending notices of %s: %v, %v; want 1", requestID, ns, err)
+				}
+				env.Clock.Advance(time.Minute)
+				if _, err := f.ack(t, rec.SigningSecret, ns[0].ID); err != nil {
+					t.Fatal(err)
+				}
+			}
+			state := func(id string) steward.RequestState {
+				t.Helper()
+				v, err := rs.Get(po, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return v.State
+			}
+
+			// Withdrawal: carried out at once, but waits for the recipient that got
+			// data for marketing.
+			w, err := rs.FileOnBehalf(admin, steward.StaffRequestInput{RequestInput: steward.RequestInput{Type: steward.RequestWithdrawal, Purpose: "marketing"},
+				SubjectID: reg.SubjectID, IdentityCheck: check})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := rs.Fulfil(po, w.ID, steward.FulfilInput{}); err != nil {
+				t.Fatal(err)
+			}
+			if got := state(w.ID); got != steward.RequestInProgress {
+				t.Fatalf("withdrawal with a notice pending is %s, want in_progress", got)
+			}
+			ackAll(w.ID)
+			if got := state(w.ID); got != steward.RequestFulfilled {
+				t.Fatalf("withdrawal after the acknowledgement is %s, want fulfilled", got)
+			}
+
+			// Deletion: staff fulfil; the certificate is the result; the request waits.
+			d, err := rs.FileOnBehalf(admin, steward.StaffRequestInput{RequestInput: steward.RequestInput{Type: steward.RequestDeletion, DeletionGround: steward.DeletionNoConsent},
+				SubjectID: reg.SubjectID, IdentityCheck: check})
+			if err != nil {
+				t.Fatal(err)
+			}
+			v, err := rs.Fulfil(po, d.ID, steward.FulfilInput{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v.State != steward.RequestInProgress {
+				t.Fatalf("deletion with a notice pending is %s, want in_progress", v.State)
+			}
+			c, err := steward.VerifyCertificate(v.Result, env.Keyring.PublicKey())
+			if err != nil {
+				t.Fatalf("the request's result is not a valid certificate: %v", err)
+			}
+			if c.RequestID != d.ID || c.DeletionGround != "no_consent" || len(c.RecipientsNotified) != 1 || strings.Join(c.RecipientsNotified[0].Fields, ",") != "nickname,phone" {
+				t.Errorf("certificate = %+v", c)
+			}
+			ackAll(d.ID)
+			if got := state(d.ID); got != steward.RequestFulfilled {
+				t.Fatalf("deletion after the acknowledgement is %s, want fulfilled", got)
+			}
+		})
+	}
+}
