@@ -27,6 +27,7 @@ type app struct {
 	keys       steward.Keys
 	svc        *steward.Service
 	outbox     *outbox.Worker
+	rec        *recipientFeatures // recipients.go: recipients, holds, certificates
 }
 
 // openApp opens everything cfg names. createKey allows generating a development key
@@ -62,6 +63,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 	a.svc = steward.NewService(steward.Config{Declaration: a.decl, Store: a.store, Keys: a.keys, NormalizePhone: contacts.Normalize,
 		Logger: log, Notify: a.outbox.Notify, OTP: steward.OTPPolicy{PerPhonePerHour: cfg.OTP.PerPhonePerHour,
 			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}})
+	a.rec = wireRecipients(a, kr)
 	return a, nil
 }
 

@@ -9,6 +9,8 @@
 //	steward declaration check FILE | show
 //	steward contacts inspect FILE [--region CN]
 //	steward config
+//	steward certificate verify FILE [--public-key B64] | public-key
+//	steward recipients add|list|notices
 package main
 
 import (
@@ -31,6 +33,8 @@ commands:
   declaration   check or show a policy declaration
   contacts      inspect an address book without storing it
   config        print the configuration in force, secrets redacted
+  certificate   verify a deletion certificate, or print the key that verifies them
+  recipients    register recipients, list them and their notices
 
 Run 'steward COMMAND -h' for a command's flags.
 `
@@ -61,6 +65,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runContacts(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(ctx, args[1:], stdout, stderr)
+	case "certificate":
+		return runCertificate(ctx, args[1:], stdout, stderr)
+	case "recipients":
+		return runRecipients(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
