@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward"
+	stewardhttp "github.com/stewardhq/steward/http"
 	"github.com/stewardhq/steward/keyring"
 	"github.com/stewardhq/steward/outbox"
 )
@@ -61,6 +62,11 @@ func (f *recipientFeatures) attach(rs *steward.RequestService) {
 	rs.SetFulfiller(steward.RequestCorrection, f.recipients.WithNotices(rs.DefaultFulfiller(steward.RequestCorrection)))
 	rs.SetFulfiller(steward.RequestWithdrawal, f.recipients.WithNotices(rs.DefaultFulfiller(steward.RequestWithdrawal)))
 	f.recipients.SetCompleter(rs)
+}
+
+// http returns the features for the API server: srv.SetRecipientFeatures(a.rec.http()).
+func (f *recipientFeatures) http() stewardhttp.RecipientFeatures {
+	return stewardhttp.RecipientFeatures{Recipients: f.recipients, Holds: f.holds, Erasure: f.erasure}
 }
 
 const recipientsUsage = `usage:
