@@ -268,7 +268,10 @@ func (e *Erasure) Fulfil(ctx context.Context, r *Request) (json.RawMessage, erro
 	}
 	destroyedAt := s.Now()
 	if e.holds != nil {
-		if c.FieldsRetained, err = e.holds.retained(ctx, r.SubjectID, destroyedAt); err != nil {
+		if err := e.holds.releaseExpiredOf(ctx, r.SubjectID); err != nil {
+			return nil, err
+		}
+		if c.FieldsRetained, err = e.holds.retained(ctx, r.SubjectID); err != nil {
 			return nil, err
 		}
 	}

@@ -402,9 +402,28 @@ func (h *Holds) guard(ctx context.Context, tx Tx, subjectID, purpose string, fie
 	return nil
 }
 
-// retained returns the active holds on subjectID at now with the fields each
-// keeps a copy of.
-func (h *Holds) retained(ctx context.Context, subjectID string, now time.Time) ([]RetainedField, error) {
+// releaseExpiredOf releases the subject's holds whose Until has passed, so that an
+// erasure does not leave their copies behind.
+func (h *Holds) releaseExpiredOf(ctx context.Context, subjectID string) error {
+	var holds []LegalHold
+	if err := h.svc.store.Read(ctx, func(tx Tx) (err error) { holds, err = tx.SubjectHolds(ctx, subjectID); return err }); err != nil {
+		return err
+	}
+	now := h.svc.Now()
+	for _, hd := range holds {
+		if hd.ReleasedAt.IsZero() && !hd.Active(now) {
+			if _, err := h.release(ctx, hd.ID, "until reached"); err != nil && ErrorCode(err) != ECONFLICT {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// retained returns the unreleased holds on subjectID with the fields each keeps
+// a copy of: whatever still exists is listed, so a certificate never calls a held
+// copy erased.
+func (h *Holds) retained(ctx context.Context, subjectID string) ([]RetainedField, error) {
 	var out []RetainedField
 	err := h.svc.store.Read(ctx, func(tx Tx) error {
 		holds, err := tx.SubjectHolds(ctx, subjectID)
@@ -412,7 +431,7 @@ func (h *Holds) retained(ctx context.Context, subjectID string, now time.Time) (
 			return err
 		}
 		for _, hd := range holds {
-			if !hd.Active(now) {
+			if !hd.ReleasedAt.IsZero() {
 				continue
 			}
 			sealed, err := tx.HeldFields(ctx, hd.ID)

@@ -229,3 +229,40 @@ func TestHoldUntilAndReleaseExpired(t *testing.T) {
 		t.Errorf("hold key after release: %v, want EGONE", err)
 	}
 }
+
+// A hold whose Until passed before the erasure is released by it: the certificate
+// calls the field erased only because the held copy's key is gone too.
+func TestErasureReleasesExpiredHolds(t *testing.T) {
+	env := stewardtest.New(t, "sqlite", stewardtest.Options{})
+	f := newFeatures(t, env)
+	po := staff(steward.RolePrivacyOfficer)
+	reg := env.Register(t, "+8613800138000", map[string]string{"imei": `"490154203237518"`, "nickname": `"张伟Test"`})
+	expired, err := f.holds.Place(po, steward.HoldInput{SubjectID: reg.SubjectID, Fields: []string{"imei"}, Case: steward.HoldLaw,
+		Reference: "Anti-Telecom Fraud Law Art. 21", Purpose: "fraud_investigation", Until: env.Clock.Now().Add(time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kept, err := f.holds.Place(po, steward.HoldInput{SubjectID: reg.SubjectID, Fields: []string{"nickname"}, Case: steward.HoldAgreementOrSafety,
+		Reference: "ticket 4411", Purpose: "legal_hold"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env.Clock.Advance(2 * time.Hour)
+	body, err := f.erasure.Fulfil(po, deletionRequest(t, env, reg.SubjectID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := steward.VerifyCertificate(body, env.Keyring.PublicKey())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"birthday", "imei", "phone"}, c.FieldsErased); diff != "" {
+		t.Errorf("fields erased (-want +got):\n%s", diff)
+	}
+	if len(c.FieldsRetained) != 1 || c.FieldsRetained[0].HoldID != kept.ID {
+		t.Errorf("fields retained = %+v, want nickname under %s only", c.FieldsRetained, kept.ID)
+	}
+	if _, err := env.Keyring.SubjectKey(context.Background(), steward.HoldKeySubject(reg.SubjectID, expired.ID)); steward.ErrorCode(err) != steward.EGONE {
+		t.Errorf("expired hold's key after erasure: %v, want EGONE", err)
+	}
+}
