@@ -61,7 +61,8 @@ type Server struct {
 	decl     []byte   // the declaration in force, marshalled once
 
 	// ---- feature state: one field per feature file that needs one ----
-	recipients *RecipientFeatures // recipients.go; nil until SetRecipientFeatures
+	recipients *RecipientFeatures      // recipients.go; nil until SetRecipientFeatures
+	requests   *steward.RequestService // requests.go; nil until SetRequestService
 	// ---- end of feature state ----
 }
 
@@ -99,6 +100,7 @@ func (s *Server) routes() {
 	s.registerMeRoutes()
 	s.registerSubjectRoutes()
 	s.registerRecipientRoutes()
+	s.registerRequestRoutes()
 	// ---- end of route groups ----
 
 	// Anything else is a JSON 404, never net/http's text page.
