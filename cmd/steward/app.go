@@ -27,7 +27,8 @@ type app struct {
 	keys       steward.Keys
 	svc        *steward.Service
 	outbox     *outbox.Worker
-	rec        *recipientFeatures // recipients.go: recipients, holds, certificates
+	rec        *recipientFeatures      // recipients.go: recipients, holds, certificates
+	requests   *steward.RequestService // requests.go: rights requests and automated decisions
 }
 
 // openApp opens everything cfg names. createKey allows generating a development key
@@ -64,6 +65,11 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 		Logger: log, Notify: a.outbox.Notify, OTP: steward.OTPPolicy{PerPhonePerHour: cfg.OTP.PerPhonePerHour,
 			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}})
 	a.rec = wireRecipients(a, kr)
+	if a.requests, err = steward.NewRequestService(a.svc); err != nil {
+		a.Close()
+		return nil, fmt.Errorf("rights requests: %w", err)
+	}
+	a.rec.attach(a.requests)
 	return a, nil
 }
 

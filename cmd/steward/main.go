@@ -33,6 +33,7 @@ commands:
   declaration   check or show a policy declaration
   contacts      inspect an address book without storing it
   config        print the configuration in force, secrets redacted
+  requests      the rights-request queue: list, show, assign, refuse, fulfil, extend…
   certificate   verify a deletion certificate, or print the key that verifies them
   recipients    register recipients, list them and their notices
 
@@ -65,6 +66,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runContacts(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(ctx, args[1:], stdout, stderr)
+	case "requests":
+		return runRequests(ctx, args[1:], stdout, stderr)
 	case "certificate":
 		return runCertificate(ctx, args[1:], stdout, stderr)
 	case "recipients":

@@ -45,7 +45,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	defer a.Close()
 
-	srv := stewardhttp.NewServer(a.svc, stewardhttp.Options{Logger: log, Ready: a.ready, TrustProxy: cfg.TrustProxy})
+	srv := stewardhttp.NewServer(a.svc, stewardhttp.Options{Logger: log, Ready: a.ready, TrustProxy: cfg.TrustProxy, Registry: a.metricsRegistry()})
+	srv.SetRequestService(a.requests)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		fmt.Fprintln(stderr, "steward serve:", err)
@@ -57,6 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	workerCtx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	done := make(chan struct{})
 	go func() { a.outbox.Run(workerCtx); close(done) }()
+	jobsDone := a.startRequestJobs(workerCtx)
 
 	url := "http://" + ln.Addr().String()
 	if a.keyCreated {
@@ -81,6 +83,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	stopWorker()
 	<-done
+	<-jobsDone
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(stderr, "steward serve:", err)
 		return 1
