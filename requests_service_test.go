@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -813,5 +815,44 @@ func TestFileRejectsBadInput(t *testing.T) {
 	}
 	if _, err := e.RS.File(context.Background(), steward.RequestInput{Type: steward.RequestAccess}); steward.ErrorCode(err) != steward.EUNAUTHORIZED {
 		t.Errorf("anonymous: %v, want EUNAUTHORIZED", err)
+	}
+}
+
+// doc/permissions.md shows the table RequestPermissions enforces.
+func TestPermissionsDocMatchesCode(t *testing.T) {
+	b, err := os.ReadFile("doc/permissions.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles := []string{steward.RoleSupport, steward.RolePrivacyOfficer, steward.RoleAuditor, steward.RoleAdmin}
+	documented := map[string][]string{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "| `requests.") {
+			continue
+		}
+		cells := strings.Split(strings.Trim(line, "|"), "|")
+		if len(cells) != 2+len(roles) {
+			t.Fatalf("row %q has %d cells, want %d", line, len(cells), 2+len(roles))
+		}
+		perm := strings.Trim(strings.TrimSpace(cells[0]), "`")
+		documented[perm] = []string{}
+		for i, r := range roles {
+			if strings.TrimSpace(cells[2+i]) == "✓" {
+				documented[perm] = append(documented[perm], r)
+			}
+		}
+	}
+	code := steward.RequestPermissions()
+	if len(documented) != len(code) {
+		t.Errorf("doc lists %d permissions, code has %d", len(documented), len(code))
+	}
+	for perm, holders := range code {
+		want := append(slices.Clone(holders), steward.RoleAdmin)
+		slices.Sort(want)
+		got := slices.Clone(documented[perm])
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: doc says %v, code says %v", perm, got, want)
+		}
 	}
 }
