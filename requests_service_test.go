@@ -856,3 +856,35 @@ func TestPermissionsDocMatchesCode(t *testing.T) {
 		}
 	}
 }
+
+// Concurrent fulfilments of one request run its fulfiller once; the others get
+// ECONFLICT.
+func TestConcurrentFulfilRunsOnce(t *testing.T) {
+	for _, engine := range stewardtest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			e := newReqEnv(t, engine, nil)
+			counter := &countingFulfiller{inner: e.RS.DefaultFulfiller(steward.RequestDeletion)}
+			e.RS.SetFulfiller(steward.RequestDeletion, counter)
+			reg := e.Register(t, reqPhone, nil)
+			v := e.fileVerified(t, stewardtest.Subject(reg.SubjectID), reqPhone, steward.RequestInput{Type: steward.RequestDeletion, DeletionGround: steward.DeletionNoLongerUsed})
+			const n = 8
+			errs := make(chan error, n)
+			for i := 0; i < n; i++ {
+				go func() { _, err := e.RS.Fulfil(reqOfficer, v.ID, steward.FulfilInput{}); errs <- err }()
+			}
+			ok := 0
+			for i := 0; i < n; i++ {
+				switch err := <-errs; steward.ErrorCode(err) {
+				case "":
+					ok++
+				case steward.ECONFLICT:
+				default:
+					t.Errorf("fulfil: %v", err)
+				}
+			}
+			if ok != 1 || counter.calls.Load() != 1 || len(e.audit(t, reg.SubjectID, steward.AuditCancel)) != 1 {
+				t.Fatalf("%d fulfilments succeeded, fulfiller ran %d times; want 1 and 1", ok, counter.calls.Load())
+			}
+		})
+	}
+}
