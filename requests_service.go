@@ -1297,7 +1297,8 @@ func (rs *RequestService) Get(ctx context.Context, id string) (*RequestView, err
 	if err != nil {
 		return nil, err
 	}
-	if pi && ActorFrom(ctx).Kind == ActorStaff && (v.Details != "" || len(v.Answer) > 0 || len(v.Changes) > 0 || v.VerificationReference != "") {
+	// Staff and operators reading a subject's sealed parts leave a trace.
+	if pi && (v.Details != "" || len(v.Answer) > 0 || len(v.Changes) > 0 || v.VerificationReference != "" || (v.Refusal != nil && v.Refusal.Explanation != "")) {
 		if err := rs.svc.store.Write(ctx, func(tx Tx) error {
 			return tx.AppendAudit(ctx, rs.svc.audit(ctx, AuditRequestDetails, rec.SubjectID, "", nil, "request="+rec.ID))
 		}); err != nil {
