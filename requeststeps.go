@@ -30,9 +30,10 @@ import (
 //     fulfils the request once PendingSteps is empty. Fulfil is never run twice for
 //     a request after it succeeded once.
 //
-// Wiring (cmd/steward/app.go): rs := steward.NewRequestService(svc) builds the
-// life cycle with default fulfillers for every type; a feature replaces one with
-// rs.SetFulfiller(steward.RequestDeletion, f) and keeps rs as its
+// Wiring (cmd/steward/app.go): rs, err := steward.NewRequestService(svc) builds
+// the life cycle with Steward's default fulfiller for every type; a feature
+// replaces one with rs.SetFulfiller(steward.RequestDeletion, f), or wraps
+// rs.DefaultFulfiller(t) to add steps of its own, and keeps rs as its
 // RequestCompleter.
 //
 // A failed step does not complete the request: only "done" steps count as finished.
