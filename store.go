@@ -105,6 +105,8 @@ type Tx interface {
 
 	RequestTx // requests_service.go: rights requests, reminders, automated decisions
 
+	ShieldTx // shield.go: address-book hashes, tracked links, retention
+
 	CreateSubject(ctx context.Context, s *Subject) error
 	GetSubject(ctx context.Context, id string) (*Subject, error)
 	// CancelSubject turns the subject into a tombstone: status cancelled, no key id.
