@@ -63,6 +63,7 @@ type Server struct {
 	// ---- feature state: one field per feature file that needs one ----
 	recipients *RecipientFeatures      // recipients.go; nil until SetRecipientFeatures
 	requests   *steward.RequestService // requests.go; nil until SetRequestService
+	links      LinkOptions             // links.go; zero until SetLinkOptions
 	// ---- end of feature state ----
 }
 
@@ -101,6 +102,7 @@ func (s *Server) routes() {
 	s.registerSubjectRoutes()
 	s.registerRecipientRoutes()
 	s.registerRequestRoutes()
+	s.registerShieldRoutes() // contacts.go, links.go
 	// ---- end of route groups ----
 
 	// Anything else is a JSON 404, never net/http's text page.
