@@ -64,6 +64,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 	a.svc = steward.NewService(steward.Config{Declaration: a.decl, Store: a.store, Keys: a.keys, NormalizePhone: contacts.Normalize,
 		Logger: log, Notify: a.outbox.Notify, OTP: steward.OTPPolicy{PerPhonePerHour: cfg.OTP.PerPhonePerHour,
 			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}})
+	a.svc.EnableShield() // shield.go, link.go, location.go: contacts, links and location hooks
 	a.rec = wireRecipients(a, kr)
 	if a.requests, err = steward.NewRequestService(a.svc); err != nil {
 		a.Close()

@@ -32,6 +32,7 @@ commands:
   token         create, list or revoke staff and client-app tokens
   declaration   check or show a policy declaration
   contacts      inspect an address book without storing it
+  retention run delete data kept past its declared retention (schedule daily)
   config        print the configuration in force, secrets redacted
   requests      the rights-request queue: list, show, assign, refuse, fulfil, extend…
   certificate   verify a deletion certificate, or print the key that verifies them
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runDeclaration(ctx, args[1:], stdout, stderr)
 	case "contacts":
 		return runContacts(ctx, args[1:], stdout, stderr)
+	case "retention":
+		return runRetention(ctx, args[1:], stdout, stderr)
 	case "config":
 		return runConfig(ctx, args[1:], stdout, stderr)
 	case "requests":
