@@ -275,9 +275,7 @@ func (s *Service) Me(ctx context.Context) (*Profile, error) {
 		p.Consents = []ConsentState{}
 	}
 	names := p.Fields.Names()
-	if err := s.store.Write(ctx, func(tx Tx) error {
-		return tx.AppendAudit(ctx, s.audit(ctx, AuditReadSelf, id, "", names, ""))
-	}); err != nil {
+	if err := s.store.Audit(ctx, s.audit(ctx, AuditReadSelf, id, "", names, "")); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -570,9 +568,7 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 		return nil, err
 	}
 	if denied != nil {
-		if err := s.store.Write(ctx, func(tx Tx) error {
-			return tx.AppendAudit(ctx, s.audit(ctx, AuditReadDenied, subjectID, purpose, names, ErrorMessage(denied)))
-		}); err != nil {
+		if err := s.store.Audit(ctx, s.audit(ctx, AuditReadDenied, subjectID, purpose, names, ErrorMessage(denied))); err != nil {
 			return nil, err
 		}
 		return nil, denied
@@ -582,9 +578,7 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 		return nil, err
 	}
 	read := values.Names()
-	if err := s.store.Write(ctx, func(tx Tx) error {
-		return tx.AppendAudit(ctx, s.audit(ctx, AuditRead, subjectID, purpose, read, ""))
-	}); err != nil {
+	if err := s.store.Audit(ctx, s.audit(ctx, AuditRead, subjectID, purpose, read, "")); err != nil {
 		return nil, err
 	}
 	return values, nil

@@ -72,7 +72,10 @@ func TestNoPlaintextPIInStorage(t *testing.T) {
 			}
 			// The test can fail: the sealed values are there and open with the key.
 			var sealed []steward.SealedField
-			env.Store.Read(context.Background(), func(tx steward.Tx) (err error) { sealed, err = tx.GetFields(context.Background(), reg.SubjectID, nil); return err })
+			env.Store.Read(context.Background(), func(tx steward.Tx) (err error) {
+				sealed, err = tx.GetFields(context.Background(), reg.SubjectID, nil)
+				return err
+			})
 			if len(sealed) != 5 {
 				t.Fatalf("%d sealed fields stored, want 5", len(sealed))
 			}
@@ -178,7 +181,10 @@ func TestErasureReachesBackups(t *testing.T) {
 				t.Fatalf("live store still holds %d fields", n)
 			}
 			var subj *steward.Subject
-			env.Store.Read(context.Background(), func(tx steward.Tx) (err error) { subj, err = tx.GetSubject(context.Background(), reg.SubjectID); return err })
+			env.Store.Read(context.Background(), func(tx steward.Tx) (err error) {
+				subj, err = tx.GetSubject(context.Background(), reg.SubjectID)
+				return err
+			})
 			if subj.Status != steward.SubjectCancelled || subj.KeyID != "" {
 				t.Fatalf("tombstone = %+v", subj)
 			}

@@ -145,9 +145,7 @@ func (s *Service) export(ctx context.Context, id string) (*Export, error) {
 	for _, f := range x.Fields {
 		names = append(names, f.Name)
 	}
-	if err := s.store.Write(ctx, func(tx Tx) error {
-		return tx.AppendAudit(ctx, s.audit(ctx, AuditExport, id, "", names, ""))
-	}); err != nil {
+	if err := s.store.Audit(ctx, s.audit(ctx, AuditExport, id, "", names, "")); err != nil {
 		return nil, err
 	}
 	return x, nil

@@ -17,6 +17,10 @@ type Store interface {
 	// each isolated by a savepoint, so an error in one fn never undoes another's.
 	// fn may run more than once only if it returned an error the store retries.
 	Write(ctx context.Context, fn func(Tx) error) error
+	// Audit appends entries to the audit trail in a transaction of their own,
+	// grouped with concurrent appends: one statement run per entry, no savepoint
+	// each. For events that change nothing else, such as reads.
+	Audit(ctx context.Context, entries ...*AuditEntry) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -63,12 +64,55 @@ type DB struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	rebound sync.Map // query → PostgreSQL query
+
+	// SQLite only: connections held for reads, and the writer's own.
+	readConns chan *conn
+	writeConn *conn
+}
+
+// conn is a connection held by one goroutine at a time, with the statements
+// prepared on it. SQLite spends a third of a short transaction parsing SQL
+// otherwise, and database/sql cannot reuse a connection's prepared statement
+// inside a *sql.Tx, so on SQLite transactions run as BEGIN…COMMIT on a held conn.
+type conn struct {
+	c     *sql.Conn
+	stmts map[string]*sql.Stmt
+}
+
+func (c *conn) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	if st, ok := c.stmts[query]; ok {
+		return st, nil
+	}
+	st, err := c.c.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, mapErr(err, "prepare")
+	}
+	c.stmts[query] = st
+	return st, nil
+}
+
+// run executes a statement without arguments or results (BEGIN, COMMIT…).
+func (c *conn) run(ctx context.Context, stmt string) error {
+	st, err := c.stmt(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	_, err = st.ExecContext(ctx)
+	return mapErr(err, stmt)
+}
+
+func (c *conn) close() {
+	for _, st := range c.stmts {
+		st.Close()
+	}
+	c.c.Close()
 }
 
 type writeReq struct {
-	ctx context.Context
-	fn  func(*sql.Tx) error
-	err chan error
+	ctx   context.Context
+	fn    func(*Tx) error
+	audit []*steward.AuditEntry // an audit-only write: appended with the batch's other appends
+	err   chan error
 }
 
 // Open opens the database at dsn and applies the data store migrations. dsn is a
@@ -88,6 +132,9 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 	}
 	if opts.Synchronous == "" {
 		opts.Synchronous = "FULL"
+		if v := os.Getenv("STEWARD_DEBUG_SYNC"); v != "" {
+			opts.Synchronous = v
+		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -110,12 +157,15 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("sql: create directory for %s: %w", path, err)
 		}
-		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)"
+		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)&_pragma=mmap_size(1073741824)"
 		if db.write, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("sql: open %s: %w", path, err)
 		}
-		db.write.SetMaxOpenConns(1)
-		db.write.SetMaxIdleConns(1)
+		// One writer goroutine runs every write transaction; the second connection
+		// lets a statement be prepared while the first is inside a transaction
+		// (database/sql prepares a new statement on a free connection first).
+		db.write.SetMaxOpenConns(2)
+		db.write.SetMaxIdleConns(2)
 		db.write.SetConnMaxLifetime(0)
 		if db.read, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_pragma=query_only(1)"); err != nil {
 			return nil, fmt.Errorf("sql: open %s: %w", path, err)
@@ -129,6 +179,13 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 			db.write.Close()
 		}
 		return nil, err
+	}
+	if db.dialect == SQLite {
+		if err := db.holdConns(ctx, 4); err != nil {
+			db.read.Close()
+			db.write.Close()
+			return nil, err
+		}
 	}
 	db.wg.Add(1)
 	go db.writer()
@@ -155,6 +212,12 @@ func (db *DB) Close() error {
 	}
 	close(db.done)
 	db.wg.Wait()
+	if db.readConns != nil {
+		for range cap(db.readConns) {
+			(<-db.readConns).close()
+		}
+		db.writeConn.close()
+	}
 	err := db.read.Close()
 	if db.write != db.read {
 		if err2 := db.write.Close(); err == nil {
@@ -195,22 +258,61 @@ func (db *DB) q(query string) string {
 	return out
 }
 
-// readTx runs fn in a read-only transaction on the read pool.
-func (db *DB) readTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: db.dialect == Postgres})
-	if err != nil {
-		return mapErr(err, "begin read")
+// holdConns takes n reading connections and the writer's connection from the pools.
+func (db *DB) holdConns(ctx context.Context, n int) error {
+	db.readConns = make(chan *conn, n)
+	for range n {
+		c, err := db.read.Conn(ctx)
+		if err != nil {
+			return mapErr(err, "connect")
+		}
+		db.readConns <- &conn{c: c, stmts: map[string]*sql.Stmt{}}
 	}
-	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	c, err := db.write.Conn(ctx)
+	if err != nil {
+		return mapErr(err, "connect")
+	}
+	db.writeConn = &conn{c: c, stmts: map[string]*sql.Stmt{}}
+	return nil
+}
+
+// readTx runs fn in a read-only transaction.
+func (db *DB) readTx(ctx context.Context, fn func(*Tx) error) error {
+	if db.readConns == nil {
+		tx, err := db.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+		if err != nil {
+			return mapErr(err, "begin read")
+		}
+		defer tx.Rollback()
+		if err := fn(&Tx{db: db, tx: tx}); err != nil {
+			return err
+		}
+		return mapErr(tx.Commit(), "commit read")
+	}
+	var c *conn
+	select {
+	case c = <-db.readConns:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { db.readConns <- c }()
+	if err := c.run(ctx, "BEGIN"); err != nil {
 		return err
 	}
-	return mapErr(tx.Commit(), "commit read")
+	err := fn(&Tx{db: db, conn: c})
+	if err2 := c.run(context.WithoutCancel(ctx), "COMMIT"); err == nil {
+		err = err2
+	}
+	return err
 }
 
 // writeTx queues fn for the writer and waits for its commit.
-func (db *DB) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	req := &writeReq{ctx: ctx, fn: fn, err: make(chan error, 1)}
+func (db *DB) writeTx(ctx context.Context, fn func(*Tx) error) error {
+	return db.submit(ctx, &writeReq{ctx: ctx, fn: fn, err: make(chan error, 1)})
+}
+
+// submit queues req for the writer and waits for its commit.
+func (db *DB) submit(ctx context.Context, req *writeReq) error {
 	select {
 	case db.reqs <- req:
 	case <-ctx.Done():
@@ -254,55 +356,133 @@ func (db *DB) writer() {
 				break fill
 			}
 		}
+		if debugBatches {
+			batchCount.Add(1)
+			batchItems.Add(int64(len(batch)))
+		}
 		db.commitBatch(batch)
 	}
 }
 
+// wtx is the writer's transaction: a *sql.Tx on PostgreSQL, BEGIN IMMEDIATE on
+// the writer's held connection on SQLite.
+type wtx struct {
+	db *DB
+	tx *sql.Tx
+}
+
+func (db *DB) beginWrite(ctx context.Context) (*wtx, error) {
+	if db.writeConn != nil {
+		return &wtx{db: db}, db.writeConn.run(ctx, "BEGIN IMMEDIATE")
+	}
+	tx, err := db.write.BeginTx(ctx, nil)
+	return &wtx{db: db, tx: tx}, mapErr(err, "begin write")
+}
+
+func (w *wtx) Tx() *Tx {
+	if w.tx != nil {
+		return &Tx{db: w.db, tx: w.tx}
+	}
+	return &Tx{db: w.db, conn: w.db.writeConn}
+}
+
+func (w *wtx) exec(ctx context.Context, stmt string) error {
+	var err error
+	if w.tx != nil {
+		_, err = w.tx.ExecContext(ctx, stmt)
+	} else {
+		var st *sql.Stmt
+		if st, err = w.db.writeConn.stmt(ctx, stmt); err == nil {
+			_, err = st.ExecContext(ctx)
+		}
+	}
+	return mapErr(err, stmt)
+}
+
+func (w *wtx) commit(ctx context.Context) error {
+	if w.tx != nil {
+		return mapErr(w.tx.Commit(), "commit")
+	}
+	if err := w.exec(ctx, "COMMIT"); err != nil {
+		w.rollback(ctx)
+		return err
+	}
+	return nil
+}
+
+func (w *wtx) rollback(ctx context.Context) {
+	if w.tx != nil {
+		w.tx.Rollback()
+		return
+	}
+	w.db.writeConn.c.ExecContext(ctx, "ROLLBACK")
+}
+
 func (db *DB) commitBatch(batch []*writeReq) {
 	ctx := context.Background()
-	if len(batch) == 1 {
+	if len(batch) == 1 && batch[0].audit == nil {
 		r := batch[0]
 		r.err <- db.single(r)
 		return
 	}
-	tx, err := db.write.BeginTx(ctx, nil)
+	w, err := db.beginWrite(ctx)
 	if err != nil {
-		err = mapErr(err, "begin write")
 		for _, r := range batch {
 			r.err <- err
 		}
 		return
 	}
+	tx := w.Tx()
 	results := make([]error, len(batch))
+	var audit []*steward.AuditEntry
+	var auditors []int
 	for i, r := range batch {
 		if err := r.ctx.Err(); err != nil {
 			results[i] = err
 			continue
 		}
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			results[i] = mapErr(err, "savepoint")
+		if r.audit != nil {
+			audit = append(audit, r.audit...)
+			auditors = append(auditors, i)
+			continue
+		}
+		if err := w.exec(ctx, "SAVEPOINT w"); err != nil {
+			results[i] = err
 			continue
 		}
 		if err := r.fn(tx); err != nil {
 			results[i] = err
-			if _, err2 := tx.ExecContext(ctx, "ROLLBACK TO SAVEPOINT w"); err2 != nil {
+			if err2 := w.exec(ctx, "ROLLBACK TO SAVEPOINT w"); err2 != nil {
 				// The transaction is unusable: fail the whole batch.
-				tx.Rollback()
+				w.rollback(ctx)
 				for j, r := range batch {
 					if j != i {
-						r.err <- mapErr(err2, "rollback to savepoint")
+						r.err <- err2
 					}
 				}
 				r.err <- err
 				return
 			}
 		}
-		if _, err := tx.ExecContext(ctx, "RELEASE SAVEPOINT w"); err != nil && results[i] == nil {
-			results[i] = mapErr(err, "release savepoint")
+		if err := w.exec(ctx, "RELEASE SAVEPOINT w"); err != nil && results[i] == nil {
+			results[i] = err
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		err = mapErr(err, "commit")
+	if len(audit) > 0 {
+		err := w.exec(ctx, "SAVEPOINT a")
+		if err == nil {
+			if err = tx.AppendAudit(ctx, audit...); err != nil {
+				w.exec(ctx, "ROLLBACK TO SAVEPOINT a")
+			}
+			if err2 := w.exec(ctx, "RELEASE SAVEPOINT a"); err == nil {
+				err = err2
+			}
+		}
+		for _, i := range auditors {
+			results[i] = err
+		}
+	}
+	if err := w.commit(ctx); err != nil {
 		for i := range results {
 			if results[i] == nil {
 				results[i] = err
@@ -318,15 +498,16 @@ func (db *DB) single(r *writeReq) error {
 	if err := r.ctx.Err(); err != nil {
 		return err
 	}
-	tx, err := db.write.BeginTx(context.Background(), nil)
+	ctx := context.Background()
+	w, err := db.beginWrite(ctx)
 	if err != nil {
-		return mapErr(err, "begin write")
-	}
-	defer tx.Rollback()
-	if err := r.fn(tx); err != nil {
 		return err
 	}
-	return mapErr(tx.Commit(), "commit")
+	if err := r.fn(w.Tx()); err != nil {
+		w.rollback(ctx)
+		return err
+	}
+	return w.commit(ctx)
 }
 
 // migrate applies the embedded migrations not yet recorded in schema_migrations.
@@ -447,3 +628,10 @@ func mapErr(err error, op string) error {
 	}
 	return &steward.Error{Code: steward.EINTERNAL, Err: fmt.Errorf("sql: %s: %w", op, err)}
 }
+
+var debugBatches = os.Getenv("STEWARD_DEBUG_BATCH") != ""
+var batchCount, batchItems atomic.Int64
+
+// BatchStats returns how many write batches were committed and how many writes they held
+// (only counted when STEWARD_DEBUG_BATCH is set).
+func BatchStats() (batches, writes int64) { return batchCount.Load(), batchItems.Load() }

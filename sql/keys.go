@@ -2,7 +2,6 @@ package sql
 
 import (
 	"context"
-	"database/sql"
 	"time"
 
 	"github.com/stewardhq/steward"
@@ -37,10 +36,10 @@ func (k *KeyStore) Ping(ctx context.Context) error { return k.db.Ping(ctx) }
 
 // PutKey stores a wrapped key; ECONFLICT if the subject has or had one.
 func (k *KeyStore) PutKey(ctx context.Context, w keyring.WrappedKey) error {
-	return k.db.writeTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, k.db.q(`INSERT INTO data_keys (subject_id, key_id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?)`),
+	return k.db.writeTx(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, "insert data key", `INSERT INTO data_keys (subject_id, key_id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?)`,
 			w.SubjectID, w.KeyID, w.KEKID, w.Wrapped, micros(w.CreatedAt))
-		if err = mapErr(err, "insert data key"); steward.ErrorCode(err) == steward.ECONFLICT {
+		if steward.ErrorCode(err) == steward.ECONFLICT {
 			return steward.Errorf(steward.ECONFLICT, "the subject has a data key already")
 		}
 		return err
@@ -51,10 +50,16 @@ func (k *KeyStore) PutKey(ctx context.Context, w keyring.WrappedKey) error {
 func (k *KeyStore) GetKey(ctx context.Context, subjectID string) (keyring.WrappedKey, error) {
 	var w keyring.WrappedKey
 	var created, destroyed int64
-	err := k.db.read.QueryRowContext(ctx, k.db.q(`SELECT subject_id, key_id, kek_id, wrapped, created_at, destroyed_at FROM data_keys WHERE subject_id = ?`), subjectID).
-		Scan(&w.SubjectID, &w.KeyID, &w.KEKID, &w.Wrapped, &created, &destroyed)
+	err := k.db.readTx(ctx, func(tx *Tx) error {
+		err := tx.row(ctx, `SELECT subject_id, key_id, kek_id, wrapped, created_at, destroyed_at FROM data_keys WHERE subject_id = ?`, subjectID).
+			Scan(&w.SubjectID, &w.KeyID, &w.KEKID, &w.Wrapped, &created, &destroyed)
+		if err != nil {
+			return notFound("data key", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return w, notFound("data key", err)
+		return keyring.WrappedKey{}, err
 	}
 	if destroyed != 0 {
 		return keyring.WrappedKey{}, steward.Errorf(steward.EGONE, "the subject's data key was destroyed")
@@ -68,12 +73,12 @@ func (k *KeyStore) GetKey(ctx context.Context, subjectID string) (keyring.Wrappe
 // subject never had a key.
 func (k *KeyStore) DestroyKey(ctx context.Context, subjectID string) ([]string, error) {
 	var keyID string
-	err := k.db.writeTx(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, k.db.q(`SELECT key_id FROM data_keys WHERE subject_id = ?`), subjectID).Scan(&keyID); err != nil {
+	err := k.db.writeTx(ctx, func(tx *Tx) error {
+		if err := tx.row(ctx, `SELECT key_id FROM data_keys WHERE subject_id = ?`, subjectID).Scan(&keyID); err != nil {
 			return notFound("data key", err)
 		}
-		_, err := tx.ExecContext(ctx, k.db.q(`UPDATE data_keys SET wrapped = NULL, destroyed_at = ? WHERE subject_id = ? AND destroyed_at = 0`), micros(k.Now()), subjectID)
-		return mapErr(err, "destroy data key")
+		_, err := tx.exec(ctx, "destroy data key", `UPDATE data_keys SET wrapped = NULL, destroyed_at = ? WHERE subject_id = ? AND destroyed_at = 0`, micros(k.Now()), subjectID)
+		return err
 	})
 	if err != nil {
 		return nil, err

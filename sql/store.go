@@ -26,32 +26,69 @@ func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
 
 // Read runs fn in a read-only transaction.
 func (s *Store) Read(ctx context.Context, fn func(steward.Tx) error) error {
-	return s.readTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{db: s.DB, tx: tx}) })
+	return s.readTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
 
 // Write runs fn in a read-write transaction, grouped with concurrent writes.
 func (s *Store) Write(ctx context.Context, fn func(steward.Tx) error) error {
-	return s.writeTx(ctx, func(tx *sql.Tx) error { return fn(&Tx{db: s.DB, tx: tx}) })
+	return s.writeTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
 
-// Tx implements steward.Tx on one database transaction.
+// Audit appends entries in a transaction shared with concurrent appends.
+func (s *Store) Audit(ctx context.Context, entries ...*steward.AuditEntry) error {
+	return s.submit(ctx, &writeReq{ctx: ctx, audit: entries, err: make(chan error, 1)})
+}
+
+// Tx implements steward.Tx on one database transaction: a *sql.Tx on
+// PostgreSQL, a held connection inside BEGIN…COMMIT on SQLite.
 type Tx struct {
-	db *DB
-	tx *sql.Tx
+	db   *DB
+	tx   *sql.Tx
+	conn *conn
 }
 
 var _ steward.Tx = (*Tx)(nil)
 
 func (t *Tx) exec(ctx context.Context, op, query string, args ...any) (sql.Result, error) {
+	if t.conn != nil {
+		st, err := t.conn.stmt(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		res, err := st.ExecContext(ctx, args...)
+		return res, mapErr(err, op)
+	}
 	res, err := t.tx.ExecContext(ctx, t.db.q(query), args...)
 	return res, mapErr(err, op)
 }
 
-func (t *Tx) row(ctx context.Context, query string, args ...any) *sql.Row {
+// rowScanner is a *sql.Row or a failed preparation.
+type rowScanner interface{ Scan(...any) error }
+
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+func (t *Tx) row(ctx context.Context, query string, args ...any) rowScanner {
+	if t.conn != nil {
+		st, err := t.conn.stmt(ctx, query)
+		if err != nil {
+			return errRow{err}
+		}
+		return st.QueryRowContext(ctx, args...)
+	}
 	return t.tx.QueryRowContext(ctx, t.db.q(query), args...)
 }
 
 func (t *Tx) rows(ctx context.Context, op, query string, args ...any) (*sql.Rows, error) {
+	if t.conn != nil {
+		st, err := t.conn.stmt(ctx, query)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		return rows, mapErr(err, op)
+	}
 	rows, err := t.tx.QueryContext(ctx, t.db.q(query), args...)
 	return rows, mapErr(err, op)
 }
