@@ -116,16 +116,21 @@ func short(b []byte) string {
 	return s
 }
 
-// VerifyAudit walks the whole audit trail and checks every link of the hash
-// chain. It returns the number of entries verified, or an error naming the first
-// bad entry's sequence number. Staff with the auditor role, admins and the system
-// may call it.
+// VerifyAudit walks both hash chains, the audit trail of changes and the access
+// log of reads, and checks every link. It returns the number of entries verified,
+// or an error naming the chain and the first bad entry's sequence number. Staff
+// with the auditor role, admins and the system may call it.
 func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {
 	a := ActorFrom(ctx)
 	if a.Kind != ActorSystem && !a.HasRole(RoleAuditor) {
 		return 0, Errorf(EFORBIDDEN, "only auditors may verify the audit trail")
 	}
-	var v AuditVerifier
-	err := s.store.Read(ctx, func(tx Tx) error { return tx.ScanAudit(ctx, 0, v.Check) })
-	return v.Count, err
+	var changes, reads AuditVerifier
+	if err := s.store.Read(ctx, func(tx Tx) error { return tx.ScanAudit(ctx, 0, changes.Check) }); err != nil {
+		return changes.Count, fmt.Errorf("audit trail: %w", err)
+	}
+	if err := s.store.ReadAccess(ctx, func(tx Tx) error { return tx.ScanAudit(ctx, 0, reads.Check) }); err != nil {
+		return changes.Count + reads.Count, fmt.Errorf("access log: %w", err)
+	}
+	return changes.Count + reads.Count, nil
 }

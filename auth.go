@@ -178,9 +178,14 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error)
 	now := s.Now()
 	switch {
 	case strings.HasPrefix(token, SessionTokenPrefix):
-		var a Actor
+		hash := s.keys.HashSecret("session", token)
+		a, gen, ok := s.auth.get(hash, now)
+		if ok {
+			return a, nil
+		}
+		var expires time.Time
 		err := s.store.Read(ctx, func(tx Tx) error {
-			sess, err := tx.SessionByHash(ctx, s.keys.HashSecret("session", token))
+			sess, err := tx.SessionByHash(ctx, hash)
 			if err != nil {
 				return err
 			}
@@ -195,6 +200,7 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error)
 				return unauth
 			}
 			a = Actor{Kind: ActorSubject, ID: sess.SubjectID}
+			expires = sess.ExpiresAt
 			return nil
 		})
 		if err != nil {
@@ -203,11 +209,17 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error)
 			}
 			return Actor{}, err
 		}
+		s.auth.put(hash, a, cacheUntil(now, expires), gen)
 		return a, nil
 	case strings.HasPrefix(token, APITokenPrefix):
+		hash := s.keys.HashSecret("api", token)
+		cached, gen, ok := s.auth.get(hash, now)
+		if ok {
+			return cached, nil
+		}
 		var k *APIToken
 		err := s.store.Read(ctx, func(tx Tx) (err error) {
-			k, err = tx.APITokenByHash(ctx, s.keys.HashSecret("api", token))
+			k, err = tx.APITokenByHash(ctx, hash)
 			return err
 		})
 		if err != nil {
@@ -219,10 +231,12 @@ func (s *Service) Authenticate(ctx context.Context, token string) (Actor, error)
 		if !k.RevokedAt.IsZero() || (!k.ExpiresAt.IsZero() && now.After(k.ExpiresAt)) {
 			return Actor{}, unauth
 		}
+		a := Actor{Kind: ActorStaff, ID: k.Name, Roles: k.Roles}
 		if k.Kind == TokenApp {
-			return Actor{Kind: ActorApp, ID: k.AppID}, nil
+			a = Actor{Kind: ActorApp, ID: k.AppID}
 		}
-		return Actor{Kind: ActorStaff, ID: k.Name, Roles: k.Roles}, nil
+		s.auth.put(hash, a, cacheUntil(now, k.ExpiresAt), gen)
+		return a, nil
 	}
 	return Actor{}, unauth
 }
@@ -281,6 +295,7 @@ func (s *Service) RevokeAPIToken(ctx context.Context, id string) error {
 	if a.Kind != ActorSystem && !a.HasRole(RoleAdmin) {
 		return Errorf(EFORBIDDEN, "only an admin may revoke tokens")
 	}
+	defer s.auth.clear()
 	return s.store.Write(ctx, func(tx Tx) error {
 		if err := tx.RevokeAPIToken(ctx, id, s.Now()); err != nil {
 			return err

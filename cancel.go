@@ -148,6 +148,7 @@ func (s *Service) Erase(ctx context.Context, id, reason string) (*DeletionReceip
 		}
 		return tx.AppendAudit(ctx, s.audit(ctx, AuditCancel, id, "", rc.FieldsErased, "reason="+reason+" receipt="+rc.ReceiptID))
 	})
+	s.auth.clear() // the revoked sessions must fail at once, not in AuthCacheTTL
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func storageBytes(t *testing.T, env *stewardtest.Env) []byte {
 	t.Helper()
 	var all bytes.Buffer
 	if env.Engine == stsql.SQLite {
-		for _, name := range []string{"steward.db", "steward.db-wal", "keys.db", "keys.db-wal"} {
+		for _, name := range []string{"steward.db", "steward.db-wal", "steward-access.db", "steward-access.db-wal", "keys.db", "keys.db-wal"} {
 			b, err := os.ReadFile(filepath.Join(env.Dir, name))
 			if err != nil && !os.IsNotExist(err) {
 				t.Fatal(err)

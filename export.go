@@ -114,6 +114,11 @@ func (s *Service) export(ctx context.Context, id string) (*Export, error) {
 	if err != nil {
 		return nil, err
 	}
+	var reads []AuditEntry
+	if err := s.store.ReadAccess(ctx, func(tx Tx) (err error) { reads, err = tx.AuditBySubject(ctx, id); return err }); err != nil {
+		return nil, err
+	}
+	audit = mergeByTime(audit, reads)
 	values, err := s.openFields(ctx, id, sealed)
 	if err != nil {
 		return nil, err
@@ -149,4 +154,21 @@ func (s *Service) export(ctx context.Context, id string) (*Export, error) {
 		return nil, err
 	}
 	return x, nil
+}
+
+// mergeByTime merges two chains' entries, each in chain order, into one list
+// ordered by time (ties keep changes first).
+func mergeByTime(a, b []AuditEntry) []AuditEntry {
+	out := make([]AuditEntry, 0, len(a)+len(b))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		if j == len(b) || (i < len(a) && !b[j].At.Before(a[i].At)) {
+			out = append(out, a[i])
+			i++
+		} else {
+			out = append(out, b[j])
+			j++
+		}
+	}
+	return out
 }

@@ -54,6 +54,7 @@ type Service struct {
 	erasers      []Eraser
 	readGuards   []ReadGuard  // hold.go
 	updateHooks  []UpdateHook // recipient.go
+	auth         authCache
 }
 
 // WithdrawHook runs inside the transaction that records a withdrawal of purpose,

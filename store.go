@@ -17,10 +17,13 @@ type Store interface {
 	// each isolated by a savepoint, so an error in one fn never undoes another's.
 	// fn may run more than once only if it returned an error the store retries.
 	Write(ctx context.Context, fn func(Tx) error) error
-	// Audit appends entries to the audit trail in a transaction of their own,
-	// grouped with concurrent appends: one statement run per entry, no savepoint
-	// each. For events that change nothing else, such as reads.
+	// Audit appends entries to the access log: the hash chain, kept apart from the
+	// data, of events that change nothing else (reads, exports, refused reads).
+	// Concurrent appends share a commit. The entries are durable when it returns.
 	Audit(ctx context.Context, entries ...*AuditEntry) error
+	// ReadAccess runs fn in a read-only transaction on the access log; only
+	// ScanAudit and AuditBySubject may be called on its Tx.
+	ReadAccess(ctx context.Context, fn func(Tx) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error

@@ -8,11 +8,12 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 dur=${1:-10s}
 tmp=$(mktemp -d)
+pid=""
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$tmp"' EXIT
 for tool in wrk curl jq; do command -v $tool >/dev/null || { echo "$tool is missing (apt-get install $tool)"; exit 1; }; done
 
 (cd "$here" && go build -o "$tmp/steward" ./cmd/steward)
-STEWARD_LOG_LEVEL=error "$tmp/steward" serve --addr 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/err" &
+STEWARD_LOG_LEVEL=error STEWARD_SQLITE_SYNCHRONOUS=${SYNC:-FULL} "$tmp/steward" serve --addr 127.0.0.1:0 --data "$tmp/data" >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 for _ in $(seq 100); do url=$(sed -n 's/^Steward is listening on \(http:[^ ]*\).*/\1/p' "$tmp/out"); [ -n "$url" ] && break; sleep 0.1; done
 

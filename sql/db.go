@@ -34,6 +34,9 @@ var dataMigrations embed.FS
 //go:embed keymigrations/*.sql
 var keyMigrations embed.FS
 
+//go:embed accessmigrations/*.sql
+var accessMigrations embed.FS
+
 // Dialects.
 const (
 	SQLite   = "sqlite"
@@ -64,6 +67,10 @@ type DB struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	rebound sync.Map // query → PostgreSQL query
+
+	// chain names the tables of the hash chain this database holds: "audit"
+	// (audit_log, audit_head) or "access" (access_log, access_head).
+	chain string
 
 	// SQLite only: connections held for reads, and the writer's own.
 	readConns chan *conn
@@ -121,6 +128,15 @@ func Open(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	return open(ctx, dsn, opts, dataMigrations, "migrations")
 }
 
+// OpenAccess opens the access log database at dsn and applies its migrations.
+func OpenAccess(ctx context.Context, dsn string, opts Options) (*DB, error) {
+	db, err := open(ctx, dsn, opts, accessMigrations, "accessmigrations")
+	if err == nil {
+		db.chain = "access"
+	}
+	return db, err
+}
+
 // OpenKeys opens the key store database at dsn and applies its migrations.
 func OpenKeys(ctx context.Context, dsn string, opts Options) (*DB, error) {
 	return open(ctx, dsn, opts, keyMigrations, "keymigrations")
@@ -139,7 +155,7 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	db := &DB{opts: opts, reqs: make(chan *writeReq, 1024), done: make(chan struct{})}
+	db := &DB{opts: opts, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), chain: "audit"}
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		db.dialect = Postgres

@@ -3,6 +3,8 @@ package sql
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -10,8 +12,12 @@ import (
 	"github.com/stewardhq/steward"
 )
 
-// Store is the data store: it implements steward.Store over a DB.
-type Store struct{ *DB }
+// Store is the data store: it implements steward.Store over a DB, with the access
+// log in a DB of its own.
+type Store struct {
+	*DB
+	access *DB
+}
 
 var _ steward.Store = (*Store)(nil)
 
@@ -21,7 +27,33 @@ func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{db}, nil
+	access, err := OpenAccess(ctx, AccessDSN(dsn), opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return &Store{DB: db, access: access}, nil
+}
+
+// AccessDSN returns where the access log of the data store at dsn lives: beside
+// it on SQLite (steward.db → steward-access.db), the same database on PostgreSQL.
+func AccessDSN(dsn string) string {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return dsn
+	}
+	path := strings.TrimPrefix(dsn, "sqlite:")
+	return strings.TrimSuffix(path, filepath.Ext(path)) + "-access" + filepath.Ext(path)
+}
+
+// Close closes the data store and its access log.
+func (s *Store) Close() error {
+	return errors.Join(s.DB.Close(), s.access.Close())
+}
+
+// ReadAccess runs fn in a read-only transaction on the access log; only the Tx
+// audit methods (ScanAudit, AuditBySubject) may be called.
+func (s *Store) ReadAccess(ctx context.Context, fn func(steward.Tx) error) error {
+	return s.access.readTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
 
 // Read runs fn in a read-only transaction.
@@ -36,7 +68,7 @@ func (s *Store) Write(ctx context.Context, fn func(steward.Tx) error) error {
 
 // Audit appends entries in a transaction shared with concurrent appends.
 func (s *Store) Audit(ctx context.Context, entries ...*steward.AuditEntry) error {
-	return s.submit(ctx, &writeReq{ctx: ctx, audit: entries, err: make(chan error, 1)})
+	return s.access.submit(ctx, &writeReq{ctx: ctx, audit: entries, err: make(chan error, 1)})
 }
 
 // Tx implements steward.Tx on one database transaction: a *sql.Tx on
@@ -429,7 +461,7 @@ func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) er
 	}
 	var seq int64
 	var prev []byte
-	if err := t.row(ctx, `SELECT seq, hash FROM audit_head WHERE id = 1`+lock).Scan(&seq, &prev); err != nil {
+	if err := t.row(ctx, `SELECT seq, hash FROM `+t.db.chain+`_head WHERE id = 1`+lock).Scan(&seq, &prev); err != nil {
 		return mapErr(err, "read audit head")
 	}
 	for _, e := range entries {
@@ -440,14 +472,14 @@ func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) er
 		e.At = e.At.UTC().Truncate(time.Microsecond)
 		e.Seq, e.PrevHash = seq, prev
 		e.Hash = e.ComputeHash(prev)
-		if _, err := t.exec(ctx, "insert audit entry", `INSERT INTO audit_log (seq, id, at, actor_kind, actor_id, action, subject_id, purpose, fields, detail, prev_hash, hash)
+		if _, err := t.exec(ctx, "insert audit entry", `INSERT INTO `+t.db.chain+`_log (seq, id, at, actor_kind, actor_id, action, subject_id, purpose, fields, detail, prev_hash, hash)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.ID, micros(e.At), e.ActorKind, e.ActorID, e.Action, e.SubjectID, e.Purpose,
 			strings.Join(e.Fields, ","), e.Detail, orEmpty(e.PrevHash), e.Hash); err != nil {
 			return err
 		}
 		prev = e.Hash
 	}
-	_, err := t.exec(ctx, "update audit head", `UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1`, seq, prev)
+	_, err := t.exec(ctx, "update audit head", `UPDATE `+t.db.chain+`_head SET seq = ?, hash = ? WHERE id = 1`, seq, prev)
 	return err
 }
 
@@ -478,7 +510,7 @@ func scanAudit(rows *sql.Rows) (steward.AuditEntry, error) {
 }
 
 func (t *Tx) ScanAudit(ctx context.Context, after int64, fn func(steward.AuditEntry) error) error {
-	rows, err := t.rows(ctx, "select audit", `SELECT `+auditColumns+` FROM audit_log WHERE seq > ? ORDER BY seq`, after)
+	rows, err := t.rows(ctx, "select audit", `SELECT `+auditColumns+` FROM `+t.db.chain+`_log WHERE seq > ? ORDER BY seq`, after)
 	if err != nil {
 		return err
 	}
@@ -496,7 +528,7 @@ func (t *Tx) ScanAudit(ctx context.Context, after int64, fn func(steward.AuditEn
 }
 
 func (t *Tx) AuditBySubject(ctx context.Context, subjectID string) ([]steward.AuditEntry, error) {
-	rows, err := t.rows(ctx, "select audit", `SELECT `+auditColumns+` FROM audit_log WHERE subject_id = ? ORDER BY seq`, subjectID)
+	rows, err := t.rows(ctx, "select audit", `SELECT `+auditColumns+` FROM `+t.db.chain+`_log WHERE subject_id = ? ORDER BY seq`, subjectID)
 	if err != nil {
 		return nil, err
 	}

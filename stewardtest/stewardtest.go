@@ -117,7 +117,7 @@ func New(t testing.TB, engine string, o Options) *Env {
 	if e.KeyFile, _, err = keyring.LoadOrCreateKeyFile(filepath.Join(e.Dir, "steward.key")); err != nil {
 		t.Fatal(err)
 	}
-	e.Keyring = keyring.New(e.KeyFile, e.KeyStore)
+	e.Keyring = keyring.New(e.KeyFile, keyring.CachedKeyStore(e.KeyStore, 0, 0))
 	e.Keyring.Now = e.Clock.Now
 	e.KeyStore.Now = e.Clock.Now
 	e.SMS = &outbox.MemorySink{}

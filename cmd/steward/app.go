@@ -57,7 +57,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 		a.store.Close()
 		return nil, fmt.Errorf("key store: %w", err)
 	}
-	kr := keyring.New(a.keyFile, a.keyStore)
+	kr := keyring.New(a.keyFile, keyring.CachedKeyStore(a.keyStore, 0, 0))
 	a.keys = keyring.Steward{Keyring: kr}
 	a.outbox = &outbox.Worker{Store: a.store, Keys: a.keys, Logger: log,
 		Sinks: map[string]outbox.Sink{"sms": &outbox.FileSink{Path: cfg.DevSink}, "email": &outbox.FileSink{Path: cfg.DevSink}, "push": &outbox.FileSink{Path: cfg.DevSink}}}
