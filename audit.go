@@ -63,13 +63,14 @@ func (e *AuditEntry) ComputeHash(prev []byte) []byte {
 		h.Write(n[:])
 		h.Write(b)
 	}
+	var seq, at [8]byte // their own buffers: put reuses n for the length
+	binary.BigEndian.PutUint64(seq[:], uint64(e.Seq))
+	binary.BigEndian.PutUint64(at[:], uint64(e.At.UnixMicro()))
 	put([]byte("steward.audit/v1"))
 	put(prev)
-	binary.BigEndian.PutUint64(n[:], uint64(e.Seq))
-	put(n[:])
+	put(seq[:])
 	put([]byte(e.ID))
-	binary.BigEndian.PutUint64(n[:], uint64(e.At.UnixMicro()))
-	put(n[:])
+	put(at[:])
 	put([]byte(e.ActorKind))
 	put([]byte(e.ActorID))
 	put([]byte(e.Action))
@@ -108,6 +109,23 @@ func (v *AuditVerifier) Check(e AuditEntry) error {
 	return nil
 }
 
+// CheckHead verifies that the entries checked end where the chain's head says:
+// entries removed from the end, or a chain emptied, leave the head pointing past
+// them.
+func (v *AuditVerifier) CheckHead(seq int64, hash []byte) error {
+	last := v.next - 1
+	if v.next == 0 {
+		last = 0
+	}
+	if seq != last {
+		return fmt.Errorf("audit: the head names entry %d but the chain ends at entry %d: entries were removed from the end", seq, last)
+	}
+	if !bytes.Equal(hash, v.prev) {
+		return fmt.Errorf("audit: the head's hash %s does not match entry %d's %s", short(hash), last, short(v.prev))
+	}
+	return nil
+}
+
 func short(b []byte) string {
 	s := hex.EncodeToString(b)
 	if len(s) > 16 {
@@ -126,11 +144,52 @@ func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {
 		return 0, Errorf(EFORBIDDEN, "only auditors may verify the audit trail")
 	}
 	var changes, reads AuditVerifier
-	if err := s.store.Read(ctx, func(tx Tx) error { return tx.ScanAudit(ctx, 0, changes.Check) }); err != nil {
+	verify := func(tx Tx, v *AuditVerifier) error {
+		// The head is read first: entries appended during the scan come after it.
+		seq, hash, err := tx.AuditHead(ctx)
+		if err != nil {
+			return fmt.Errorf("head: %w", err)
+		}
+		if err := tx.ScanAudit(ctx, 0, func(e AuditEntry) error {
+			if e.Seq > seq {
+				return nil
+			}
+			return v.Check(e)
+		}); err != nil {
+			return err
+		}
+		return v.CheckHead(seq, hash)
+	}
+	if err := s.store.Read(ctx, func(tx Tx) error { return verify(tx, &changes) }); err != nil {
 		return changes.Count, fmt.Errorf("audit trail: %w", err)
 	}
-	if err := s.store.ReadAccess(ctx, func(tx Tx) error { return tx.ScanAudit(ctx, 0, reads.Check) }); err != nil {
+	if err := s.store.ReadAccess(ctx, func(tx Tx) error { return verify(tx, &reads) }); err != nil {
 		return changes.Count + reads.Count, fmt.Errorf("access log: %w", err)
 	}
 	return changes.Count + reads.Count, nil
 }
+
+// AuditHeads returns the sequence number and hash of the last entry of the audit
+// trail and of the access log. Recording them outside Steward (a ticket, a signed
+// mail, a transparency log) anchors the chains: a later rewrite of the whole
+// database no longer matches them.
+func (s *Service) AuditHeads(ctx context.Context) (trail, access AuditHead, err error) {
+	a := ActorFrom(ctx)
+	if a.Kind != ActorSystem && !a.HasRole(RoleAuditor) {
+		return trail, access, Errorf(EFORBIDDEN, "only auditors may read the audit heads")
+	}
+	if err = s.store.Read(ctx, func(tx Tx) (err error) { trail.Seq, trail.Hash, err = tx.AuditHead(ctx); return err }); err != nil {
+		return
+	}
+	err = s.store.ReadAccess(ctx, func(tx Tx) (err error) { access.Seq, access.Hash, err = tx.AuditHead(ctx); return err })
+	return
+}
+
+// AuditHead is the last link of a hash chain.
+type AuditHead struct {
+	Seq  int64  `json:"seq"`
+	Hash []byte `json:"hash"`
+}
+
+// String returns "seq:hex-hash".
+func (h AuditHead) String() string { return fmt.Sprintf("%d:%x", h.Seq, h.Hash) }

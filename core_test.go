@@ -359,17 +359,65 @@ func TestAppWithoutConsentGetsNoDeviceIDs(t *testing.T) {
 }
 
 func TestAuditVerifyDetectsTampering(t *testing.T) {
+	tampers := []struct {
+		name, sql, want string
+	}{
+		{"purpose changed", `UPDATE audit_log SET purpose = 'marketing' WHERE seq = 3`, "entry 3: hash mismatch"},
+		{"time changed", `UPDATE audit_log SET at = 1577836800000000 WHERE seq = 3`, "entry 3: hash mismatch"},
+		{"sequence changed", `UPDATE audit_log SET seq = 100 WHERE seq = 3`, "entry 4: expected sequence 3"},
+		{"middle entry removed", `DELETE FROM audit_log WHERE seq = 3`, "entry 4: expected sequence 3"},
+		{"last entry removed", `DELETE FROM audit_log WHERE seq = (SELECT MAX(seq) FROM audit_log)`, "entries were removed from the end"},
+		{"chain emptied", `DELETE FROM audit_log`, "entries were removed from the end"},
+		{"head removed", `DELETE FROM audit_head`, "head:"},
+	}
+	for _, engine := range stewardtest.Engines(t) {
+		for _, tc := range tampers {
+			t.Run(engine+"/"+tc.name, func(t *testing.T) {
+				env := stewardtest.New(t, engine, stewardtest.Options{OTP: roomyOTP})
+				env.Register(t, "+8613800138000", nil)
+				env.Register(t, "+8613900139000", nil)
+				sys := steward.SystemContext(context.Background(), "test")
+				n, err := env.Service.VerifyAudit(sys)
+				if err != nil || n < 6 {
+					t.Fatalf("intact chain: %d entries, %v", n, err)
+				}
+				driver := "sqlite"
+				if engine == stsql.Postgres {
+					driver = "pgx"
+				}
+				db, err := sql.Open(driver, env.DataDSN)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer db.Close()
+				if _, err := db.Exec(tc.sql); err != nil {
+					t.Fatal(err)
+				}
+				_, err = env.Service.VerifyAudit(sys)
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Fatalf("after %s: %v, want an error containing %q", tc.name, err, tc.want)
+				}
+			})
+		}
+	}
+}
+
+func TestAuditVerifyCoversAccessLog(t *testing.T) {
 	for _, engine := range stewardtest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
-			env := stewardtest.New(t, engine, stewardtest.Options{OTP: roomyOTP})
-			env.Register(t, "+8613800138000", nil)
-			env.Register(t, "+8613900139000", nil)
-			sys := steward.SystemContext(context.Background(), "test")
-			n, err := env.Service.VerifyAudit(sys)
-			if err != nil || n < 6 {
-				t.Fatalf("intact chain: %d entries, %v", n, err)
+			env := stewardtest.New(t, engine, stewardtest.Options{})
+			reg := env.Register(t, "+8613800138000", map[string]string{"imei": `"490154203237518"`})
+			for range 3 {
+				if _, err := env.Service.ReadForPurpose(stewardtest.App("risk-engine"), reg.SubjectID, "risk_control", nil); err != nil {
+					t.Fatal(err)
+				}
 			}
-			driver, dsn := "sqlite", env.DataDSN
+			sys := steward.SystemContext(context.Background(), "test")
+			_, access, err := env.Service.AuditHeads(sys)
+			if err != nil || access.Seq != 3 {
+				t.Fatalf("access head = %v, %v; want 3 reads", access, err)
+			}
+			driver, dsn := "sqlite", stsql.AccessDSN(env.DataDSN)
 			if engine == stsql.Postgres {
 				driver = "pgx"
 			}
@@ -378,12 +426,12 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			if _, err := db.Exec(`UPDATE audit_log SET purpose = 'marketing' WHERE seq = 3`); err != nil {
+			// Hiding who read: the app becomes another.
+			if _, err := db.Exec(`UPDATE access_log SET actor_id = 'app' WHERE seq = 2`); err != nil {
 				t.Fatal(err)
 			}
-			_, err = env.Service.VerifyAudit(sys)
-			if err == nil || !strings.Contains(err.Error(), "entry 3:") {
-				t.Fatalf("after tampering: %v, want an error naming entry 3", err)
+			if _, err := env.Service.VerifyAudit(sys); err == nil || !strings.Contains(err.Error(), "access log: audit: entry 2: hash mismatch") {
+				t.Fatalf("after tampering with the access log: %v", err)
 			}
 		})
 	}

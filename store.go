@@ -154,6 +154,9 @@ type Tx interface {
 
 	// AppendAudit assigns Seq, PrevHash and Hash to each entry, in order, and stores them.
 	AppendAudit(ctx context.Context, entries ...*AuditEntry) error
+	// AuditHead returns the chain head: the last entry's Seq and Hash (0 and empty
+	// for an empty chain); ENOTFOUND if the head row is missing.
+	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
 	// ScanAudit calls fn for every entry with Seq > after, in order.
 	ScanAudit(ctx context.Context, after int64, fn func(AuditEntry) error) error
 	AuditBySubject(ctx context.Context, subjectID string) ([]AuditEntry, error)

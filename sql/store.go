@@ -483,6 +483,18 @@ func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) er
 	return err
 }
 
+func (t *Tx) AuditHead(ctx context.Context) (int64, []byte, error) {
+	var seq int64
+	var hash []byte
+	if err := t.row(ctx, `SELECT seq, hash FROM `+t.db.chain+`_head WHERE id = 1`).Scan(&seq, &hash); err != nil {
+		return 0, nil, notFound("audit head", err)
+	}
+	if len(hash) == 0 {
+		hash = nil
+	}
+	return seq, hash, nil
+}
+
 func orEmpty(b []byte) []byte {
 	if b == nil {
 		return []byte{}

@@ -31,6 +31,17 @@ type Config struct {
 		ResendInterval   time.Duration `yaml:"resend_interval"`     // STEWARD_OTP_RESEND_INTERVAL
 	} `yaml:"otp"`
 	TrustProxy bool `yaml:"trust_proxy"` // take the client address from X-Forwarded-For (STEWARD_TRUST_PROXY)
+	// PublicURL is the scheme and host tracked and unsubscribe links are built on,
+	// e.g. https://s.example.com (STEWARD_PUBLIC_URL); empty: each request's own host.
+	PublicURL string `yaml:"public_url"`
+	// KeyBackupRetention is how long backups of the key store are kept; deletion
+	// certificates promise erased keys are gone from every backup after it. Default 168h.
+	KeyBackupRetention time.Duration `yaml:"key_backup_retention"`
+	// NoticeDeadline is how long a recipient has to acknowledge a notice. Default 168h.
+	NoticeDeadline time.Duration `yaml:"recipient_notice_deadline"`
+	// MaintenanceInterval is how often serve runs retention and releases expired
+	// legal holds. Default 1h.
+	MaintenanceInterval time.Duration `yaml:"maintenance_interval"`
 }
 
 func defaultConfig() Config {
@@ -76,6 +87,7 @@ func loadConfig(fs *flag.FlagSet, configPath string) (Config, error) {
 	env("STEWARD_DEV_SINK", &c.DevSink)
 	env("STEWARD_LOG_LEVEL", &c.LogLevel)
 	env("STEWARD_SQLITE_SYNCHRONOUS", &c.Synchronous)
+	env("STEWARD_PUBLIC_URL", &c.PublicURL)
 	envInt := func(name string, dst *int) error {
 		if v := os.Getenv(name); v != "" {
 			if _, err := fmt.Sscan(v, dst); err != nil {
@@ -124,6 +136,25 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyFile == "" {
 		c.KeyFile = filepath.Join(c.Data, "steward.key")
+	}
+	if c.KeyBackupRetention == 0 {
+		c.KeyBackupRetention = 7 * 24 * time.Hour
+	}
+	if c.NoticeDeadline == 0 {
+		c.NoticeDeadline = 7 * 24 * time.Hour
+	}
+	if c.MaintenanceInterval == 0 {
+		c.MaintenanceInterval = time.Hour
+	}
+	if c.KeyBackupRetention < 0 || c.NoticeDeadline < 0 || c.MaintenanceInterval < 0 {
+		return errors.New("config: durations must not be negative")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return errors.New("config: public_url must be a scheme and host such as https://s.example.com")
+		}
+		c.PublicURL = strings.TrimSuffix(c.PublicURL, "/")
 	}
 	if c.DevSink == "" {
 		c.DevSink = filepath.Join(c.Data, "messages.jsonl")

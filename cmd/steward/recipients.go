@@ -15,13 +15,6 @@ import (
 	"github.com/stewardhq/steward/outbox"
 )
 
-// Defaults until the configuration carries them (key_backup_retention,
-// recipient_notice_deadline).
-const (
-	defaultKeyBackupRetention = 7 * 24 * time.Hour
-	defaultNoticeDeadline     = 7 * 24 * time.Hour
-)
-
 // recipientFeatures are the recipient register with its notices, legal holds and
 // the erasure fulfiller that issues deletion certificates, wired onto one service.
 type recipientFeatures struct {
@@ -33,9 +26,9 @@ type recipientFeatures struct {
 // wireRecipients builds the features on a.svc, signing certificates with kr, and
 // adds the webhook sink to a's outbox.
 func wireRecipients(a *app, kr *keyring.Keyring) *recipientFeatures {
-	f := &recipientFeatures{recipients: steward.NewRecipients(a.svc, steward.RecipientsConfig{NoticeDeadline: defaultNoticeDeadline})}
+	f := &recipientFeatures{recipients: steward.NewRecipients(a.svc, steward.RecipientsConfig{NoticeDeadline: a.cfg.NoticeDeadline})}
 	f.holds = steward.NewHolds(a.svc)
-	f.erasure = steward.NewErasure(a.svc, steward.ErasureConfig{Signer: kr, KeyBackupRetention: defaultKeyBackupRetention,
+	f.erasure = steward.NewErasure(a.svc, steward.ErasureConfig{Signer: kr, KeyBackupRetention: a.cfg.KeyBackupRetention,
 		Recipients: f.recipients, Holds: f.holds})
 	a.outbox.Sinks["webhook"] = webhookSink(f.recipients)
 	return f

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/stewardhq/steward"
 	stewardhttp "github.com/stewardhq/steward/http"
 	stsql "github.com/stewardhq/steward/sql"
 )
@@ -47,6 +48,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 	srv := stewardhttp.NewServer(a.svc, stewardhttp.Options{Logger: log, Ready: a.ready, TrustProxy: cfg.TrustProxy, Registry: a.metricsRegistry()})
 	srv.SetRequestService(a.requests)
+	srv.SetRecipientFeatures(a.rec.http())
+	srv.SetLinkOptions(stewardhttp.LinkOptions{PublicURL: cfg.PublicURL})
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		fmt.Fprintln(stderr, "steward serve:", err)
@@ -59,6 +62,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	done := make(chan struct{})
 	go func() { a.outbox.Run(workerCtx); close(done) }()
 	jobsDone := a.startRequestJobs(workerCtx)
+	maintDone := a.startMaintenance(workerCtx)
 
 	url := "http://" + ln.Addr().String()
 	if a.keyCreated {
@@ -84,6 +88,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	stopWorker()
 	<-done
 	<-jobsDone
+	<-maintDone
 	if err != nil && !errors.Is(err, http.ErrServerClosed) {
 		fmt.Fprintln(stderr, "steward serve:", err)
 		return 1
@@ -135,4 +140,35 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprint(stdout, cfg.Redacted())
 	return 0
+}
+
+// startMaintenance runs, every MaintenanceInterval, what the declaration's
+// retention rules and legal holds need without anyone asking: fields past their
+// retention are deleted (policy §8) and holds past their end are released.
+func (a *app) startMaintenance(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(a.cfg.MaintenanceInterval)
+		defer t.Stop()
+		jctx := steward.SystemContext(ctx, "maintenance")
+		for {
+			if rep, err := a.svc.RunRetention(jctx); err != nil && ctx.Err() == nil {
+				a.log.Error("retention", "err", err)
+			} else if err == nil {
+				a.log.Info("retention run", "report", rep)
+			}
+			if n, err := a.rec.holds.ReleaseExpired(jctx); err != nil && ctx.Err() == nil {
+				a.log.Error("release expired holds", "err", err)
+			} else if n > 0 {
+				a.log.Info("expired legal holds released", "count", n)
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return done
 }
