@@ -118,27 +118,45 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 		if len(due) == 0 {
 			return delivered, nil
 		}
+		// Deliver the whole batch, then record the outcomes in one transaction:
+		// a write per message would make the outbox the store's busiest writer.
+		type outcome struct {
+			m   steward.OutboxMessage
+			err error
+		}
+		outcomes := make([]outcome, 0, len(due))
 		for _, m := range due {
 			err := w.deliver(ctx, m)
-			now := w.Now().UTC()
-			werr := w.Store.Write(ctx, func(tx steward.Tx) error {
-				if err == nil {
-					return tx.MarkDelivered(ctx, m.ID, now)
+			if err != nil {
+				w.Logger.Warn("outbox: delivery failed", "message", m.ID, "channel", m.Channel, "attempt", m.Attempts+1, "err", err)
+			}
+			outcomes = append(outcomes, outcome{m, err})
+		}
+		now := w.Now().UTC()
+		if err := w.Store.Write(ctx, func(tx steward.Tx) error {
+			for _, o := range outcomes {
+				if o.err == nil {
+					if err := tx.MarkDelivered(ctx, o.m.ID, now); err != nil {
+						return err
+					}
+					continue
 				}
-				attempts := m.Attempts + 1
+				attempts := o.m.Attempts + 1
 				next := now.Add(Backoff(attempts))
 				if attempts >= w.MaxAttempts {
 					next = now.Add(100 * 365 * 24 * time.Hour) // given up: kept for inspection
 				}
-				return tx.MarkFailed(ctx, m.ID, attempts, next, steward.ErrorMessage(err))
-			})
-			if werr != nil {
-				return delivered, werr
+				if err := tx.MarkFailed(ctx, o.m.ID, attempts, next, steward.ErrorMessage(o.err)); err != nil {
+					return err
+				}
 			}
-			if err == nil {
+			return nil
+		}); err != nil {
+			return delivered, err
+		}
+		for _, o := range outcomes {
+			if o.err == nil {
 				delivered++
-			} else {
-				w.Logger.Warn("outbox: delivery failed", "message", m.ID, "channel", m.Channel, "attempt", m.Attempts+1, "err", err)
 			}
 		}
 		if len(due) < 256 {
