@@ -51,7 +51,11 @@ func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, s
 		if byTarget >= s.otp.PerPhonePerHour {
 			return Errorf(ETOOMANY, "too many codes were sent to this number in the last hour; try again later")
 		}
-		if c.Client != "" && byClient >= s.otp.PerClientPerHour {
+		// The address limit guards sign-up and sign-in from floods; a signed-in
+		// subject's own codes (cancellation, request verification) are limited per
+		// number only, so strangers behind the same carrier NAT cannot stop anyone
+		// exercising their rights.
+		if c.Client != "" && subjectID == "" && byClient >= s.otp.PerClientPerHour {
 			return Errorf(ETOOMANY, "too many codes were asked from this address in the last hour; try again later")
 		}
 		if last, err := tx.LatestCode(ctx, purpose, target); err == nil && now.Sub(last.CreatedAt) < s.otp.ResendInterval {
@@ -64,7 +68,7 @@ func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, s
 		if err := tx.CreateCode(ctx, c); err != nil {
 			return err
 		}
-		body := fmt.Sprintf("%s: your verification code is %s. It expires in %d minutes. Never share it.", s.decl.Controller.Name, code, int(s.otp.TTL.Minutes()))
+		body := codeMessage(s.decl.Controller.Name, purpose, code, int(s.otp.TTL.Minutes()))
 		if err := s.enqueue(ctx, tx, "sms", "otp", subjectID, MessagePayload{To: e164, Body: body}); err != nil {
 			return err
 		}
@@ -75,6 +79,19 @@ func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, s
 	}
 	s.notify()
 	return &CodeSent{Purpose: purpose, ExpiresAt: c.ExpiresAt, Channel: "sms"}, nil
+}
+
+// codeMessage is the SMS text for a one-time code. It names what the code does,
+// so that nobody can be talked into handing over a cancellation code as if it
+// were a sign-in code.
+func codeMessage(controller, purpose, code string, minutes int) string {
+	what := map[string]string{
+		CodeRegister: "registration",
+		CodeSignIn:   "sign-in",
+		CodeCancel:   "ACCOUNT CANCELLATION: entering this code cancels your account and erases your data;",
+		CodeVerify:   "privacy request verification",
+	}[purpose]
+	return fmt.Sprintf("%s %s code is %s. It expires in %d minutes. Never share it; if you did not ask for it, ignore this message.", controller, what, code, minutes)
 }
 
 // spendCode checks code against c in tx: a wrong code uses an attempt (EFORBIDDEN,
@@ -100,7 +117,11 @@ func (s *Service) spendCode(ctx context.Context, tx Tx, c *OneTimeCode, code str
 		if c.Attempts >= s.otp.MaxAttempts {
 			return Errorf(ETOOMANY, "too many wrong codes; ask for a new one")
 		}
-		return Errorf(EFORBIDDEN, "the one-time code is not valid; %d attempts left", s.otp.MaxAttempts-c.Attempts)
+		left := s.otp.MaxAttempts - c.Attempts
+		if left == 1 {
+			return Errorf(EFORBIDDEN, "the one-time code is not valid; 1 attempt left")
+		}
+		return Errorf(EFORBIDDEN, "the one-time code is not valid; %d attempts left", left)
 	}
 	c.ConsumedAt = now
 	return tx.UpdateCode(ctx, c)

@@ -137,6 +137,20 @@ func (c *Config) Validate() error {
 	if c.KeyFile == "" {
 		c.KeyFile = filepath.Join(c.Data, "steward.key")
 	}
+	// The one-time code limits in force (steward.OTPPolicy's defaults), so that
+	// `steward config` shows what applies.
+	if c.OTP.PerPhonePerHour == 0 {
+		c.OTP.PerPhonePerHour = 5
+	}
+	if c.OTP.PerClientPerHour == 0 {
+		c.OTP.PerClientPerHour = 20
+	}
+	if c.OTP.ResendInterval == 0 {
+		c.OTP.ResendInterval = time.Minute
+	}
+	if c.OTP.PerPhonePerHour < 0 || c.OTP.PerClientPerHour < 0 || c.OTP.ResendInterval < 0 {
+		return errors.New("config: otp limits must not be negative")
+	}
 	if c.KeyBackupRetention == 0 {
 		c.KeyBackupRetention = 7 * 24 * time.Hour
 	}
