@@ -5,7 +5,8 @@ import (
 	"time"
 )
 
-// ExportSchema names the export format; doc/export.md and doc/export.schema.json describe it.
+// ExportSchema names the export format; doc/export.md describes it and the API
+// document (components.schemas.Export in http/openapi.json) is its JSON Schema.
 const ExportSchema = "steward.export/v1"
 
 // Export is a subject's complete copy of their data (policy §6, PIPL Art. 45,

@@ -173,6 +173,13 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("sql: create directory for %s: %w", path, err)
 		}
+		// Create the file 0600 before SQLite does (it would use 0644); its WAL and
+		// shared-memory files take the database file's mode.
+		if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err != nil {
+			return nil, fmt.Errorf("sql: create %s: %w", path, err)
+		} else {
+			f.Close()
+		}
 		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)&_pragma=mmap_size(1073741824)"
 		if db.write, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("sql: open %s: %w", path, err)
