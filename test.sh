@@ -28,6 +28,13 @@ for tool in curl jq; do
   command -v "$tool" >/dev/null || { echo "test.sh: $tool is missing (apt-get install $tool)" >&2; exit 1; }
 done
 
+# The address-book tests read real exports from the shared corpus beside the repository.
+if [ ! -d ../shared/testdata/addressbooks ]; then
+  echo "test.sh: ../shared/testdata/addressbooks is missing: the tests read the shared address-book" >&2
+  echo "corpus from beside the repository (clone the repository next to shared/)." >&2
+  exit 1
+fi
+
 go vet ./...
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
