@@ -1,8 +1,13 @@
 package steward
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"image"
+	_ "image/jpeg" // image.DecodeConfig for photos
+	_ "image/png"
 	"log/slog"
 	"slices"
 	"strings"
@@ -95,8 +100,11 @@ func CheckAge(birthday time.Time, now time.Time, loc *time.Location, min int) er
 	if birthday.After(today) {
 		return Errorf(EINVALID, "birthday is in the future")
 	}
+	if birthday.Year() < 1900 {
+		return Errorf(EINVALID, "birthday must be in 1900 or later")
+	}
 	if age := Age(birthday, now, loc); age < min {
-		return Errorf(EFORBIDDEN, "registration requires a minimum age of %d years; the birthday given makes the person %d", min, age)
+		return Errorf(EFORBIDDEN, "the service is open from age %d (minors may not register); the birthday given makes the person %d", min, age)
 	}
 	return nil
 }
@@ -122,6 +130,9 @@ func NormalizeFieldValue(f *Field, raw json.RawMessage, region string, normPhone
 		case KindString:
 			if !utf8.ValidString(s) {
 				return nil, bad("must be UTF-8 text")
+			}
+			if hasControl(s) {
+				return nil, bad("must not contain control or bidirectional formatting characters")
 			}
 			if f.MaxLength > 0 && utf8.RuneCountInString(s) > f.MaxLength {
 				return nil, bad("must be at most %d characters", f.MaxLength)
@@ -176,6 +187,9 @@ func NormalizeFieldValue(f *Field, raw json.RawMessage, region string, normPhone
 		if !allowed {
 			return nil, &Error{Code: EUNSUPPORTED, Message: fmt.Sprintf("field %s: content must be one of %s", f.Name, strings.Join(f.ContentTypes, ", "))}
 		}
+		if err := checkImage(sniffed, p.Data); err != nil {
+			return nil, &Error{Code: EINVALID, Message: fmt.Sprintf("field %s: the image cannot be read: %v", f.Name, err)}
+		}
 		p.ContentType = sniffed
 		return json.Marshal(p)
 	case KindLocation:
@@ -220,4 +234,39 @@ func roundTo(v float64, places int) float64 {
 		return -float64(int64(-x+0.5)) / p
 	}
 	return float64(int64(x+0.5)) / p
+}
+
+// hasControl reports whether s holds C0/C1 control characters (NUL, ESC…) or
+// bidirectional formatting characters (U+202A–U+202E, U+2066–U+2069), which let a
+// stored name display as something else.
+func hasControl(s string) bool {
+	for _, r := range s {
+		switch {
+		case r < 0x20 || (r >= 0x7f && r < 0xa0):
+			return true
+		case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x200e, r == 0x200f:
+			return true
+		}
+	}
+	return false
+}
+
+// checkImage decodes the header of a JPEG or PNG (its dimensions), so that a few
+// magic bytes are not taken for a photo. WebP and GIF are checked by their header.
+func checkImage(contentType string, b []byte) error {
+	switch contentType {
+	case "image/jpeg", "image/png":
+		cfg, _, err := image.DecodeConfig(bytes.NewReader(b))
+		if err != nil {
+			return errors.New("not a complete image")
+		}
+		if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width > 20000 || cfg.Height > 20000 {
+			return errors.New("image dimensions out of range")
+		}
+	case "image/webp":
+		if len(b) < 30 || string(b[12:15]) != "VP8" {
+			return errors.New("not a complete WebP image")
+		}
+	}
+	return nil
 }

@@ -38,6 +38,10 @@ func (s *Server) handleReadForPurpose(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, steward.Errorf(steward.EINVALID, "the purpose query parameter is required: every read names its purpose"))
 		return
 	}
+	if len(q["purpose"]) > 1 || len(q["fields"]) > 1 {
+		s.Error(w, r, steward.Errorf(steward.EINVALID, "name one purpose per read (and give fields once): a read is bound to a single purpose"))
+		return
+	}
 	var fields []string
 	if f := q.Get("fields"); f != "" {
 		fields = strings.Split(f, ",")
