@@ -130,11 +130,18 @@ func (s *Service) spendCode(ctx context.Context, tx Tx, c *OneTimeCode, code str
 // verifyPhoneCode spends code for purpose on the number whose blind index is
 // target, in its own transaction so a wrong guess is counted whatever happens next.
 func (s *Service) verifyPhoneCode(ctx context.Context, purpose string, target []byte, code string) error {
+	return s.verifyCode(ctx, code, "no one-time code was sent to this number; ask for one first",
+		func(tx Tx) (*OneTimeCode, error) { return tx.LatestCode(ctx, purpose, target) })
+}
+
+// verifyCode spends code against the code latest finds, in a transaction of its
+// own that commits the attempt count whether or not the code matches.
+func (s *Service) verifyCode(ctx context.Context, code, none string, latest func(Tx) (*OneTimeCode, error)) error {
 	var spendErr error
 	err := s.store.Write(ctx, func(tx Tx) error {
-		c, err := tx.LatestCode(ctx, purpose, target)
+		c, err := latest(tx)
 		if ErrorCode(err) == ENOTFOUND {
-			spendErr = Errorf(EFORBIDDEN, "no one-time code was sent to this number; ask for one first")
+			spendErr = Errorf(EFORBIDDEN, "%s", none)
 			return nil
 		} else if err != nil {
 			return err

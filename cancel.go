@@ -58,22 +58,8 @@ func (s *Service) sendSubjectCode(ctx context.Context, id, purpose string) (*Cod
 // verifySubjectCode spends code, which must be the latest code for purpose sent to
 // subject id. A code sent to anyone else never matches: EFORBIDDEN.
 func (s *Service) verifySubjectCode(ctx context.Context, id, purpose, code string) error {
-	var spendErr error
-	err := s.store.Write(ctx, func(tx Tx) error {
-		c, err := tx.LatestSubjectCode(ctx, purpose, id)
-		if ErrorCode(err) == ENOTFOUND {
-			spendErr = Errorf(EFORBIDDEN, "no confirmation code was sent for this account; ask for one first")
-			return nil
-		} else if err != nil {
-			return err
-		}
-		spendErr = s.spendCode(ctx, tx, c, code)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	return spendErr
+	return s.verifyCode(ctx, code, "no confirmation code was sent for this account; ask for one first",
+		func(tx Tx) (*OneTimeCode, error) { return tx.LatestSubjectCode(ctx, purpose, id) })
 }
 
 // CancelAccount cancels the signed-in subject's account, confirmed by the code
