@@ -13,6 +13,11 @@ type Registration struct {
 	Code     string          `json:"code"`     // one-time code sent for CodeRegister
 	Fields   FieldValues     `json:"fields"`   // nickname, birthday, gender, photo, device ids…
 	Consents []ConsentChoice `json:"consents"` // every required purpose, plus optional ones chosen
+	// WeChatCode, optional, is a WeChat OAuth2 authorization code: the account is
+	// bound to that WeChat account (wechat_id) and can sign in with WeChat. The
+	// phone number and its code are required all the same: the real-name rules
+	// need the number (policy §2.1).
+	WeChatCode string `json:"wechat_code,omitempty"`
 }
 
 // Registered is the result of a registration.
@@ -28,6 +33,13 @@ type Registered struct {
 // legal time zone (EFORBIDDEN, policy §7); then it spends the one-time code
 // (EFORBIDDEN, ETOOMANY) and creates the subject: ECONFLICT if the number is
 // registered already, in whatever format it was written.
+//
+// wechat_id is never taken from Fields (EINVALID): it comes only from WeChatCode,
+// exchanged after every check above and before the phone code is spent, so a
+// failure on either side costs the person as little as possible: EUNAVAILABLE when
+// WeChat sign-in is not configured or WeChat does not answer, EUNAUTHORIZED for a
+// WeChat code that is not valid, has expired or was used, ECONFLICT when that
+// WeChat account is bound to an account already (the phone code stays unspent).
 func (s *Service) Register(ctx context.Context, r Registration) (*Registered, error) {
 	e164, err := s.normalizePhone(r.Phone)
 	if err != nil {
@@ -51,6 +63,17 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 	}
 	if len(missing) > 0 {
 		return nil, Errorf(EINVALID, "registration needs consent for the required purposes: %s", strings.Join(missing, ", "))
+	}
+	if _, ok := r.Fields[WeChatField]; ok {
+		return nil, Errorf(EINVALID, "%s comes only from WeChat authorization", WeChatField)
+	}
+	if r.WeChatCode != "" {
+		if err := s.checkWeChatCode(r.WeChatCode); err != nil {
+			return nil, err
+		}
+		if err := s.checkWeChatDeclared(func(p string) bool { _, ok := granted[p]; return ok }); err != nil {
+			return nil, err
+		}
 	}
 	if r.Fields == nil {
 		r.Fields = FieldValues{}
@@ -77,12 +100,6 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		}
 	}
 	target := s.keys.BlindIndex("phone", e164)
-	var wechat []byte
-	if raw, ok := values["wechat_id"]; ok {
-		var w string
-		json.Unmarshal(raw, &w)
-		wechat = s.keys.BlindIndex("wechat", w)
-	}
 	if err := s.store.Read(ctx, func(tx Tx) error {
 		if _, err := tx.LookupIndex(ctx, "phone", target); err == nil {
 			return Errorf(ECONFLICT, "an account with this phone number exists already; sign in instead")
@@ -96,6 +113,28 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 			return nil, verr
 		}
 		return nil, err
+	}
+	var wechat []byte
+	if r.WeChatCode != "" {
+		w, err := s.exchangeWeChat(ctx, r.WeChatCode)
+		if err != nil {
+			return nil, err
+		}
+		if values[WeChatField], err = s.wechatValue(w, func(p string) bool { _, ok := granted[p]; return ok }); err != nil {
+			return nil, err
+		}
+		if err := s.store.Read(ctx, func(tx Tx) error {
+			_, err := s.lookupWeChat(ctx, tx, w)
+			if err == nil {
+				return Errorf(ECONFLICT, "this WeChat account is bound to an account already; sign in with WeChat instead")
+			} else if ErrorCode(err) != ENOTFOUND {
+				return err
+			}
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		wechat = s.keys.BlindIndex(wechatIndexKind, w.ID())
 	}
 	if err := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); err != nil {
 		return nil, err

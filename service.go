@@ -33,6 +33,9 @@ type Config struct {
 	SessionTTL     time.Duration // default 30 days
 	// Notify wakes the outbox worker after a message is queued; may be nil.
 	Notify func()
+	// WeChat exchanges WeChat authorization codes (wechat.go); nil turns WeChat
+	// sign-in off: its operations return EUNAVAILABLE.
+	WeChat WeChatProvider
 }
 
 // Service carries out Steward's operations. Every method authorizes from the actor
@@ -55,6 +58,7 @@ type Service struct {
 	readGuards   []ReadGuard  // hold.go
 	updateHooks  []UpdateHook // recipient.go
 	auth         authCache
+	wechat       WeChatProvider // wechat.go; nil when WeChat sign-in is off
 }
 
 // WithdrawHook runs inside the transaction that records a withdrawal of purpose,
@@ -94,7 +98,8 @@ func NewService(c Config) *Service {
 		c.Notify = func() {}
 	}
 	return &Service{decl: c.Declaration, store: c.Store, keys: c.Keys, phone: c.NormalizePhone, now: c.Now,
-		log: c.Logger, otp: c.OTP, ttl: c.SessionTTL, notify: c.Notify}
+		log: c.Logger, otp: c.OTP, ttl: c.SessionTTL, notify: c.Notify,
+		wechat: c.WeChat, updateHooks: []UpdateHook{guardWeChatField}}
 }
 
 // OnWithdraw registers a hook run when consent for a purpose is withdrawn.

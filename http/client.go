@@ -117,6 +117,29 @@ func (c *Client) SignIn(ctx context.Context, phone, code string) (*steward.Signe
 	return &out, nil
 }
 
+// SignInWeChat exchanges a WeChat authorization code for a session token of the
+// account bound to that WeChat account (POST /v1/auth/wechat). EUNAUTHORIZED for a
+// code that is not valid or was used, ENOTFOUND when no account is bound,
+// EUNAVAILABLE when WeChat sign-in is off or WeChat does not answer.
+func (c *Client) SignInWeChat(ctx context.Context, code string) (*steward.SignedIn, error) {
+	var out steward.SignedIn
+	if _, err := c.do(ctx, http.MethodPost, "/v1/auth/wechat", nil, WeChatCodeRequest{Code: code}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// BindWeChat binds the WeChat account a code was issued for to the signed-in
+// subject and returns the profile (POST /v1/me/wechat). Errors as
+// steward.Service.BindWeChat.
+func (c *Client) BindWeChat(ctx context.Context, code string) (*steward.Profile, error) {
+	var out steward.Profile
+	if _, err := c.do(ctx, http.MethodPost, "/v1/me/wechat", nil, WeChatCodeRequest{Code: code}, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
 // Me returns the signed-in subject's profile (GET /v1/me).
 func (c *Client) Me(ctx context.Context) (*steward.Profile, error) {
 	var out steward.Profile

@@ -103,6 +103,7 @@ func (s *Server) routes() {
 	s.registerRecipientRoutes()
 	s.registerRequestRoutes()
 	s.registerShieldRoutes() // contacts.go, links.go
+	s.registerWeChatRoutes()
 	// ---- end of route groups ----
 
 	// Anything else is a JSON 404, never net/http's text page.

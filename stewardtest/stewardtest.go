@@ -82,6 +82,7 @@ type Options struct {
 	Declaration *steward.Declaration // default: the embedded default declaration
 	Now         time.Time            // default: 2026-11-29T10:00:00+08:00
 	OTP         steward.OTPPolicy
+	WeChat      steward.WeChatProvider // e.g. a *wechat.Fake; default nil: WeChat sign-in off
 }
 
 // New returns an Env on engine ("sqlite" or "postgres"), closed when t ends.
@@ -123,7 +124,7 @@ func New(t testing.TB, engine string, o Options) *Env {
 	e.SMS = &outbox.MemorySink{}
 	e.Outbox = &outbox.Worker{Store: e.Store, Keys: keyring.Steward{Keyring: e.Keyring}, Sinks: map[string]outbox.Sink{"sms": e.SMS}, Now: e.Clock.Now}
 	e.Service = steward.NewService(steward.Config{Declaration: e.Decl, Store: e.Store, Keys: keyring.Steward{Keyring: e.Keyring},
-		NormalizePhone: contacts.Normalize, Now: e.Clock.Now, OTP: o.OTP})
+		NormalizePhone: contacts.Normalize, Now: e.Clock.Now, OTP: o.OTP, WeChat: o.WeChat})
 	return e
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/stewardhq/steward/keyring"
 	"github.com/stewardhq/steward/outbox"
 	stsql "github.com/stewardhq/steward/sql"
+	"github.com/stewardhq/steward/wechat"
 )
 
 // app is Steward wired from a Config: stores, keys, declaration, service, outbox.
@@ -63,7 +64,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 		Sinks: map[string]outbox.Sink{"sms": &outbox.FileSink{Path: cfg.DevSink}, "email": &outbox.FileSink{Path: cfg.DevSink}, "push": &outbox.FileSink{Path: cfg.DevSink}}}
 	a.svc = steward.NewService(steward.Config{Declaration: a.decl, Store: a.store, Keys: a.keys, NormalizePhone: contacts.Normalize,
 		Logger: log, Notify: a.outbox.Notify, OTP: steward.OTPPolicy{PerPhonePerHour: cfg.OTP.PerPhonePerHour,
-			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}})
+			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}, WeChat: cfg.wechatProvider()})
 	a.svc.EnableShield() // shield.go, link.go, location.go: contacts, links and location hooks
 	a.rec = wireRecipients(a, kr)
 	if a.requests, err = steward.NewRequestService(a.svc); err != nil {
@@ -92,4 +93,13 @@ func printError(w io.Writer, prefix string, err error) {
 		return
 	}
 	fmt.Fprintf(w, "%s: %s: %s\n", prefix, code, steward.ErrorMessage(err))
+}
+
+// wechatProvider returns WeChat's open API for the configured app, or nil (not a
+// typed nil) when no app is configured: WeChat sign-in is then off.
+func (c *Config) wechatProvider() steward.WeChatProvider {
+	if c.WeChatAppID == "" || c.WeChatAppSecret == "" {
+		return nil
+	}
+	return &wechat.Provider{AppID: c.WeChatAppID, AppSecret: c.WeChatAppSecret}
 }

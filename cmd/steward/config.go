@@ -31,6 +31,10 @@ type Config struct {
 		ResendInterval   time.Duration `yaml:"resend_interval"`     // STEWARD_OTP_RESEND_INTERVAL
 	} `yaml:"otp"`
 	TrustProxy bool `yaml:"trust_proxy"` // take the client address from X-Forwarded-For (STEWARD_TRUST_PROXY)
+	// WeChatAppID and WeChatAppSecret, both or neither, turn sign-in with WeChat on
+	// (STEWARD_WECHAT_APP_ID, STEWARD_WECHAT_APP_SECRET); printing redacts the secret.
+	WeChatAppID     string `yaml:"wechat_app_id"`
+	WeChatAppSecret string `yaml:"wechat_app_secret"`
 	// PublicURL is the scheme and host tracked and unsubscribe links are built on,
 	// e.g. https://s.example.com (STEWARD_PUBLIC_URL); empty: each request's own host.
 	PublicURL string `yaml:"public_url"`
@@ -88,6 +92,8 @@ func loadConfig(fs *flag.FlagSet, configPath string) (Config, error) {
 	env("STEWARD_LOG_LEVEL", &c.LogLevel)
 	env("STEWARD_SQLITE_SYNCHRONOUS", &c.Synchronous)
 	env("STEWARD_PUBLIC_URL", &c.PublicURL)
+	env("STEWARD_WECHAT_APP_ID", &c.WeChatAppID)
+	env("STEWARD_WECHAT_APP_SECRET", &c.WeChatAppSecret)
 	envInt := func(name string, dst *int) error {
 		if v := os.Getenv(name); v != "" {
 			if _, err := fmt.Sscan(v, dst); err != nil {
@@ -173,6 +179,9 @@ func (c *Config) Validate() error {
 	if c.DevSink == "" {
 		c.DevSink = filepath.Join(c.Data, "messages.jsonl")
 	}
+	if (c.WeChatAppID == "") != (c.WeChatAppSecret == "") {
+		return errors.New("config: wechat_app_id and wechat_app_secret go together: set both to turn WeChat sign-in on, or neither")
+	}
 	isPG := func(s string) bool {
 		return strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://")
 	}
@@ -215,9 +224,13 @@ func (c *Config) KeysDSN() string {
 	return filepath.Join(c.Data, "keys.db")
 }
 
-// Redacted returns the configuration as YAML with passwords in URLs hidden.
+// Redacted returns the configuration as YAML with passwords in URLs and the
+// WeChat app secret hidden.
 func (c Config) Redacted() string {
 	c.Database, c.KeysDatabase = redactURL(c.Database), redactURL(c.KeysDatabase)
+	if c.WeChatAppSecret != "" {
+		c.WeChatAppSecret = "REDACTED"
+	}
 	b, _ := yaml.Marshal(c)
 	return string(b)
 }
