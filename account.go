@@ -464,13 +464,26 @@ func (s *Service) withdraw(ctx context.Context, id, purpose, method string) (*Co
 		if err != nil {
 			return err
 		}
-		orphans := s.orphanFields(states)
+		held, err := tx.GetFields(ctx, id, s.orphanFields(states))
+		if err != nil {
+			return err
+		}
+		orphans := make([]string, 0, len(held))
+		for _, f := range held {
+			if f.Field == "phone" {
+				// The phone number identifies the account and receives its codes;
+				// a withdrawal that leaves no basis for it ends the account.
+				return Errorf(ECONFLICT, "withdrawing consent for %s would leave no basis to keep the phone number that identifies the account; to end all processing, cancel the account (POST /v1/me/cancellation/code, then POST /v1/me/cancellation)", purpose)
+			}
+			orphans = append(orphans, f.Field)
+		}
 		if err := tx.DeleteFields(ctx, id, orphans); err != nil {
 			return err
 		}
+		r.FieldsDeleted = orphans
 		entries := []*AuditEntry{e}
 		if len(orphans) > 0 {
-			entries = append(entries, s.audit(ctx, AuditUpdate, id, purpose, orphans, "deleted on withdrawal"))
+			entries = append(entries, s.audit(ctx, AuditUpdate, id, purpose, orphans, withdrawalDetail+r.Event.ID))
 		}
 		for _, h := range s.hooks {
 			if err := h(ctx, tx, id, purpose); err != nil {
@@ -481,6 +494,10 @@ func (s *Service) withdraw(ctx context.Context, id, purpose, method string) (*Co
 	})
 	return rc, err
 }
+
+// withdrawalDetail starts the detail of the audit entry listing the fields a
+// withdrawal erased; the consent event id follows.
+const withdrawalDetail = "deleted on withdrawal event="
 
 // orphanFields returns the fields none of whose purposes has a basis any more.
 func (s *Service) orphanFields(states []ConsentState) []string {
@@ -528,25 +545,38 @@ func (s *Service) Consents(ctx context.Context) ([]ConsentState, []ConsentEvent,
 	return states, events, err
 }
 
-// ConsentReceipt returns the receipt of one of the signed-in subject's consent events.
+// ConsentReceipt returns the receipt of one of the signed-in subject's consent
+// events, as it was issued: a withdrawal's receipt lists the fields it erased.
 func (s *Service) ConsentReceipt(ctx context.Context, eventID string) (*ConsentReceipt, error) {
 	_, events, err := s.Consents(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for _, e := range events {
-		if e.ID == eventID {
-			p, _ := s.decl.Purpose(e.Purpose)
-			rc := &ConsentReceipt{ReceiptID: e.ID, Version: "steward.consent-receipt/v1", Controller: s.decl.Controller, SubjectID: e.SubjectID,
-				NoticeVersion: e.NoticeVersion, Event: e, IssuedAt: s.Now(), SensitiveFields: []string{}}
-			if p != nil {
-				rc.Purpose = *p
-				if sf := s.decl.SensitiveFields(p); sf != nil {
-					rc.SensitiveFields = sf
+		if e.ID != eventID {
+			continue
+		}
+		p, _ := s.decl.Purpose(e.Purpose)
+		rc := &ConsentReceipt{ReceiptID: e.ID, Version: "steward.consent-receipt/v1", Controller: s.decl.Controller, SubjectID: e.SubjectID,
+			NoticeVersion: e.NoticeVersion, Event: e, IssuedAt: s.Now(), SensitiveFields: []string{}}
+		if p != nil {
+			rc.Purpose = *p
+			if sf := s.decl.SensitiveFields(p); sf != nil {
+				rc.SensitiveFields = sf
+			}
+		}
+		if e.Action == ConsentWithdraw {
+			var trail []AuditEntry
+			if err := s.store.Read(ctx, func(tx Tx) (err error) { trail, err = tx.AuditBySubject(ctx, e.SubjectID); return err }); err != nil {
+				return nil, err
+			}
+			for _, a := range trail {
+				if a.Action == AuditUpdate && a.Detail == withdrawalDetail+e.ID {
+					rc.FieldsDeleted = a.Fields
 				}
 			}
-			return rc, nil
 		}
+		return rc, nil
 	}
 	return nil, Errorf(ENOTFOUND, "no consent event with that id")
 }

@@ -59,6 +59,9 @@ type ConsentReceipt struct {
 	Purpose         Purpose      `json:"purpose"`
 	SensitiveFields []string     `json:"sensitive_fields"`
 	IssuedAt        time.Time    `json:"issued_at"`
+	// FieldsDeleted lists, on a withdrawal, the fields erased because no purpose
+	// with a legal basis covers them any more (PIPL Art. 47).
+	FieldsDeleted []string `json:"fields_deleted,omitempty"`
 }
 
 // ConsentChoice is one purpose a subject grants or withdraws.

@@ -15,6 +15,7 @@ import (
 	"github.com/stewardhq/steward/keyring"
 	stsql "github.com/stewardhq/steward/sql"
 	"github.com/stewardhq/steward/stewardtest"
+	"github.com/stewardhq/steward/wechat"
 )
 
 // roomyOTP lets one test send many codes to one number.
@@ -54,10 +55,14 @@ func storageBytes(t *testing.T, env *stewardtest.Env) []byte {
 func TestNoPlaintextPIInStorage(t *testing.T) {
 	for _, engine := range stewardtest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
-			env := stewardtest.New(t, engine, stewardtest.Options{})
-			reg := env.Register(t, "+8613800138000", map[string]string{"nickname": `"张伟Test"`, "gender": `"male"`, "wechat_id": `"wxid_zhangwei_test"`})
-			// A read, an update and an export leave their traces too.
+			fake := &wechat.Fake{}
+			env := stewardtest.New(t, engine, stewardtest.Options{WeChat: fake})
+			reg := env.Register(t, "+8613800138000", map[string]string{"nickname": `"张伟Test"`, "gender": `"male"`})
+			// A WeChat binding, a read, an update and an export leave their traces too.
 			sub := stewardtest.Subject(reg.SubjectID)
+			if _, err := env.Service.BindWeChat(sub, fake.Issue("wxid_zhangwei_test", "")); err != nil {
+				t.Fatal(err)
+			}
 			if _, err := env.Service.UpdateMe(sub, steward.FieldValues{"nickname": []byte(`"张伟Test"`)}); err != nil {
 				t.Fatal(err)
 			}
@@ -434,5 +439,26 @@ func TestAuditVerifyCoversAccessLog(t *testing.T) {
 				t.Fatalf("after tampering with the access log: %v", err)
 			}
 		})
+	}
+}
+
+func TestWithdrawalTellsWhatItErasedAndKeepsTheAccountIdentifiable(t *testing.T) {
+	env := stewardtest.New(t, stsql.SQLite, stewardtest.Options{})
+	reg := env.Register(t, "+8613800138000", map[string]string{"nickname": `"张伟"`, "imei": `"490154203237518"`})
+	sub := stewardtest.Subject(reg.SubjectID)
+	rc, err := env.Service.WithdrawConsent(sub, "account")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rc.FieldsDeleted, ","); got != "birthday,nickname" {
+		t.Errorf("fields deleted on withdrawing account = %q, want birthday,nickname (phone stays for risk_control)", got)
+	}
+	_, err = env.Service.WithdrawConsent(sub, "risk_control")
+	if steward.ErrorCode(err) != steward.ECONFLICT || !strings.Contains(steward.ErrorMessage(err), "cancel the account") {
+		t.Fatalf("withdrawing the last basis for the phone: %v, want ECONFLICT pointing to cancellation", err)
+	}
+	p, _ := env.Service.Me(sub)
+	if string(p.Fields["phone"]) != `"+8613800138000"` || string(p.Fields["imei"]) != `"490154203237518"` {
+		t.Fatalf("the refused withdrawal changed data: %v", p.Fields.Names())
 	}
 }
