@@ -38,7 +38,20 @@ type cachedKey struct {
 }
 
 func (c *cachedKeyStore) PutKey(ctx context.Context, k WrappedKey) error {
-	return c.ks.PutKey(ctx, k)
+	if err := c.ks.PutKey(ctx, k); err != nil {
+		return err
+	}
+	c.put(k, c.now()) // a new key is read at once to seal the new subject's fields
+	return nil
+}
+
+func (c *cachedKeyStore) put(k WrappedKey, now time.Time) {
+	c.mu.Lock()
+	if len(c.m) >= c.max {
+		clear(c.m) // rare; a full sweep is simpler than an LRU and refills in ttl
+	}
+	c.m[k.SubjectID] = cachedKey{k: k, expires: now.Add(c.ttl)}
+	c.mu.Unlock()
 }
 
 func (c *cachedKeyStore) GetKey(ctx context.Context, subjectID string) (WrappedKey, error) {
@@ -53,12 +66,7 @@ func (c *cachedKeyStore) GetKey(ctx context.Context, subjectID string) (WrappedK
 	if err != nil {
 		return k, err
 	}
-	c.mu.Lock()
-	if len(c.m) >= c.max {
-		clear(c.m) // rare; a full sweep is simpler than an LRU and refills in ttl
-	}
-	c.m[subjectID] = cachedKey{k: k, expires: now.Add(c.ttl)}
-	c.mu.Unlock()
+	c.put(k, now)
 	return k, nil
 }
 
