@@ -613,25 +613,23 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 	var sealed []SealedField
 	var denied error
 	err := s.store.Read(ctx, func(tx Tx) error {
-		subj, err := tx.GetSubject(ctx, subjectID)
+		snap, err := tx.PurposeSnapshot(ctx, subjectID, purpose, names)
 		if err != nil {
 			return err
 		}
-		if subj.Status != SubjectActive {
+		if snap.Status != SubjectActive {
 			return Errorf(EGONE, "the subject's account was cancelled and its data erased")
 		}
-		st, err := tx.ConsentState(ctx, subjectID, purpose)
-		if err != nil && ErrorCode(err) != ENOTFOUND {
-			return err
-		}
-		if denied = s.decl.BasisHolds(p, st); denied != nil {
+		if denied = s.decl.BasisHolds(p, snap.Consent); denied != nil {
 			return nil
 		}
-		if denied = s.guardRead(ctx, tx, subjectID, purpose, names); denied != nil {
-			return nil
+		if snap.Holds > 0 {
+			if denied = s.guardRead(ctx, tx, subjectID, purpose, names); denied != nil {
+				return nil
+			}
 		}
-		sealed, err = tx.GetFields(ctx, subjectID, names)
-		return err
+		sealed = snap.Fields
+		return nil
 	})
 	if err != nil {
 		return nil, err

@@ -29,6 +29,14 @@ type Store interface {
 	Close() error
 }
 
+// PurposeSnapshot is what Tx.PurposeSnapshot reads.
+type PurposeSnapshot struct {
+	Status  string
+	Consent *ConsentState // nil when no consent was ever recorded for the purpose
+	Holds   int           // legal holds on the subject not released
+	Fields  []SealedField
+}
+
 // SealedField is one field value sealed under its subject's data key.
 type SealedField struct {
 	SubjectID string
@@ -123,6 +131,11 @@ type Tx interface {
 	PutIndex(ctx context.Context, kind string, value []byte, subjectID string) error
 	LookupIndex(ctx context.Context, kind string, value []byte) (subjectID string, err error)
 	DeleteIndexes(ctx context.Context, subjectID string) error
+
+	// PurposeSnapshot reads in one statement what a purpose-bound read needs: the
+	// subject's status, its consent for purpose, how many legal holds are not
+	// released, and the named fields. ENOTFOUND if there is no such subject.
+	PurposeSnapshot(ctx context.Context, subjectID, purpose string, fields []string) (*PurposeSnapshot, error)
 
 	PutFields(ctx context.Context, fields []SealedField) error
 	// GetFields returns the subject's fields named, or all of them if names is nil.

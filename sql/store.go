@@ -200,6 +200,58 @@ func (t *Tx) DeleteIndexes(ctx context.Context, subjectID string) error {
 	return err
 }
 
+func (t *Tx) PurposeSnapshot(ctx context.Context, subjectID, purpose string, fields []string) (*steward.PurposeSnapshot, error) {
+	query := `SELECT s.status, c.granted, c.separate, c.notice_version, c.event_id, c.at,
+		(SELECT COUNT(*) FROM legal_holds h WHERE h.subject_id = s.id AND h.released_at = 0),
+		f.field, f.value, f.updated_at
+		FROM subjects s
+		LEFT JOIN consents c ON c.subject_id = s.id AND c.purpose = ?
+		LEFT JOIN subject_fields f ON f.subject_id = s.id AND f.field IN (?` + strings.Repeat(", ?", max(len(fields), 1)-1) + `)
+		WHERE s.id = ? ORDER BY f.field`
+	args := make([]any, 0, len(fields)+2)
+	args = append(args, purpose)
+	if len(fields) == 0 {
+		args = append(args, "")
+	}
+	for _, f := range fields {
+		args = append(args, f)
+	}
+	args = append(args, subjectID)
+	rows, err := t.rows(ctx, "purpose snapshot", query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var snap *steward.PurposeSnapshot
+	for rows.Next() {
+		var status, version, event, field sql.NullString
+		var granted, separate sql.NullBool
+		var at, updated sql.NullInt64
+		var holds int
+		var value []byte
+		if err := rows.Scan(&status, &granted, &separate, &version, &event, &at, &holds, &field, &value, &updated); err != nil {
+			return nil, mapErr(err, "scan purpose snapshot")
+		}
+		if snap == nil {
+			snap = &steward.PurposeSnapshot{Status: status.String, Holds: holds}
+			if event.Valid {
+				snap.Consent = &steward.ConsentState{Purpose: purpose, Granted: granted.Bool, Separate: separate.Bool,
+					NoticeVersion: version.String, EventID: event.String, At: fromMicros(at.Int64)}
+			}
+		}
+		if field.Valid {
+			snap.Fields = append(snap.Fields, steward.SealedField{SubjectID: subjectID, Field: field.String, Value: value, UpdatedAt: fromMicros(updated.Int64)})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, mapErr(err, "purpose snapshot")
+	}
+	if snap == nil {
+		return nil, steward.Errorf(steward.ENOTFOUND, "subject not found")
+	}
+	return snap, nil
+}
+
 func (t *Tx) PutFields(ctx context.Context, fields []steward.SealedField) error {
 	for _, f := range fields {
 		if _, err := t.exec(ctx, "upsert field", `INSERT INTO subject_fields (subject_id, field, value, updated_at) VALUES (?, ?, ?, ?)
