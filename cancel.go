@@ -110,7 +110,7 @@ func (s *Service) Erase(ctx context.Context, id, reason string) (*DeletionReceip
 		if rc.SessionsRevoked, err = tx.RevokeSessions(ctx, id, now); err != nil {
 			return err
 		}
-		if err := tx.DeleteFields(ctx, id, nil); err != nil {
+		if err := tx.DeleteAllFields(ctx, id); err != nil {
 			return err
 		}
 		if err := tx.DeleteIndexes(ctx, id); err != nil {

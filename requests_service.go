@@ -1883,6 +1883,10 @@ func (rs *RequestService) applyCorrection(ctx context.Context, rec *RequestRecor
 		if err := tx.DeleteFields(ctx, rec.SubjectID, del); err != nil {
 			return err
 		}
+		// Recipients that received a corrected field are told (policy §6, P18).
+		if err := rs.svc.runUpdateHooks(ctx, tx, rec.SubjectID, changed); err != nil {
+			return err
+		}
 		return tx.AppendAudit(ctx, rs.svc.audit(ctx, AuditUpdate, rec.SubjectID, "", changed, "correction request "+rec.ID))
 	})
 	if err != nil {

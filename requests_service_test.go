@@ -671,6 +671,23 @@ func TestStaffTakesCorrection(t *testing.T) {
 			if string(p.Fields["nickname"]) != `"New Name"` {
 				t.Errorf("nickname = %s", p.Fields["nickname"])
 			}
+			if got := strings.Join(p.Fields.Names(), ","); got != "birthday,nickname,phone" {
+				t.Errorf("fields after the correction = %s, want birthday,nickname,phone: a correction changes only what it names", got)
+			}
+			// A correction that deletes nothing must not delete anything either.
+			v2, err := e.RS.FileOnBehalf(reqSupport, steward.StaffRequestInput{SubjectID: reg.SubjectID,
+				RequestInput:  steward.RequestInput{Type: steward.RequestCorrection, Changes: steward.FieldValues{"nickname": []byte(`"Newer"`)}},
+				IdentityCheck: &steward.IdentityCheck{Method: "video_call", Reference: "ticket 5"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.RS.Fulfil(reqOfficer, v2.ID, steward.FulfilInput{}); err != nil {
+				t.Fatal(err)
+			}
+			p, _ = e.Service.Me(stewardtest.Subject(reg.SubjectID))
+			if got := strings.Join(p.Fields.Names(), ","); got != "birthday,nickname,phone" || string(p.Fields["nickname"]) != `"Newer"` {
+				t.Errorf("after a correction with no deletions: %s, nickname %s", got, p.Fields["nickname"])
+			}
 			if bytes.Contains(storageBytes(t, e.Env), []byte("110101199003077777")) {
 				t.Error("the identity-check reference is stored in plaintext")
 			}

@@ -140,7 +140,10 @@ type Tx interface {
 	PutFields(ctx context.Context, fields []SealedField) error
 	// GetFields returns the subject's fields named, or all of them if names is nil.
 	GetFields(ctx context.Context, subjectID string, names []string) ([]SealedField, error)
+	// DeleteFields deletes the subject's fields named; none when names is empty.
 	DeleteFields(ctx context.Context, subjectID string, names []string) error
+	// DeleteAllFields deletes every field of the subject (erasure).
+	DeleteAllFields(ctx context.Context, subjectID string) error
 
 	AddConsentEvent(ctx context.Context, e *ConsentEvent) error
 	ConsentState(ctx context.Context, subjectID, purpose string) (*ConsentState, error)

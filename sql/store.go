@@ -294,18 +294,19 @@ func (t *Tx) GetFields(ctx context.Context, subjectID string, names []string) ([
 }
 
 func (t *Tx) DeleteFields(ctx context.Context, subjectID string, names []string) error {
-	query := `DELETE FROM subject_fields WHERE subject_id = ?`
-	args := []any{subjectID}
-	if names != nil {
-		if len(names) == 0 {
-			return nil
-		}
-		query += ` AND field IN (?` + strings.Repeat(", ?", len(names)-1) + `)`
-		for _, n := range names {
-			args = append(args, n)
-		}
+	if len(names) == 0 {
+		return nil
 	}
-	_, err := t.exec(ctx, "delete fields", query, args...)
+	args := []any{subjectID}
+	for _, n := range names {
+		args = append(args, n)
+	}
+	_, err := t.exec(ctx, "delete fields", `DELETE FROM subject_fields WHERE subject_id = ? AND field IN (?`+strings.Repeat(", ?", len(names)-1)+`)`, args...)
+	return err
+}
+
+func (t *Tx) DeleteAllFields(ctx context.Context, subjectID string) error {
+	_, err := t.exec(ctx, "delete fields", `DELETE FROM subject_fields WHERE subject_id = ?`, subjectID)
 	return err
 }
 
