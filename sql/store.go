@@ -640,7 +640,7 @@ func (t *Tx) DueMessages(ctx context.Context, now time.Time, limit int) ([]stewa
 
 // MarkDelivered records delivery and wipes the payload, which holds PI.
 func (t *Tx) MarkDelivered(ctx context.Context, id string, at time.Time) error {
-	_, err := t.exec(ctx, "mark delivered", `UPDATE outbox SET delivered_at = ?, payload = ? WHERE id = ?`, micros(at), []byte{}, id)
+	_, err := t.exec(ctx, "mark delivered", `UPDATE outbox SET delivered_at = ?, payload = ?, last_error = '' WHERE id = ?`, micros(at), []byte{}, id)
 	return err
 }
 
