@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
@@ -391,9 +392,11 @@ func requireStaffRole(ctx context.Context, what string, roles ...string) error {
 // signing secret, shown this once (policy §4: recipients are bound by an
 // agreement and receive only what a declared purpose needs). Admins and privacy
 // officers may call it. Errors: EINVALID for a missing name, an unknown kind, a
-// webhook URL that is not https (plain http only to a loopback address), a missing
+// webhook URL checkWebhookURL refuses (not https, plain http but not to loopback,
+// credentials, a fragment, an impossible port, a link-local address), a missing
 // agreement reference (all kinds but regulator), an undeclared purpose or field,
-// or a field none of the recipient's purposes covers; ECONFLICT for a name in use.
+// or a field none of the recipient's purposes covers; ECONFLICT for a name in use,
+// checked only once everything else is valid.
 func (r *Recipients) Register(ctx context.Context, in RecipientInput) (*RegisteredRecipient, error) {
 	if err := requireStaffRole(ctx, "register recipients", RolePrivacyOfficer, RoleAdmin); err != nil {
 		return nil, err
@@ -462,23 +465,75 @@ func (r *Recipients) Register(ctx context.Context, in RecipientInput) (*Register
 
 func secretLabel(recipientID string) string { return "recipient-secret:" + recipientID }
 
-// checkWebhookURL accepts https URLs, and http only to a loopback address (a
-// development receiver): notices must not cross a network in clear text.
+// checkWebhookURL accepts an absolute https URL, and plain http only when the host
+// is exactly localhost or an IP literal in 127.0.0.0/8 or ::1 (a development
+// receiver): notices must not cross a network in clear text. It refuses
+// credentials (notices are signed with the recipient's secret instead), fragments,
+// ports outside 1–65535, IPv6 zones and IP literals RefusedWebhookAddr names.
+// Host names are not resolved here (they may resolve differently later); the
+// outbox webhook sink checks every address it dials.
 func checkWebhookURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil || len(raw) > 2000 {
-		return Errorf(EINVALID, "webhook_url must be an absolute https URL without credentials")
+	const shape = "webhook_url must be an absolute https URL such as https://hooks.example.com/steward"
+	if len(raw) > 2000 {
+		return Errorf(EINVALID, "webhook_url must be at most 2000 characters")
 	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		h := u.Hostname()
-		if h == "localhost" || h == "::1" || strings.HasPrefix(h, "127.") {
-			return nil
+	u, err := url.Parse(raw)
+	if err != nil || u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
+		return Errorf(EINVALID, shape)
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return Errorf(EINVALID, errWebhookScheme)
+	}
+	if u.User != nil {
+		return Errorf(EINVALID, "webhook_url must not hold credentials (user:password@): notices are signed with the recipient's secret")
+	}
+	if u.Fragment != "" || strings.Contains(raw, "#") {
+		return Errorf(EINVALID, "webhook_url must not have a fragment (#…)")
+	}
+	if port := u.Port(); strings.HasSuffix(u.Host, ":") || port != "" && !validPort(port) {
+		return Errorf(EINVALID, "webhook_url has an invalid port: it must be a number from 1 to 65535")
+	}
+	host := u.Hostname()
+	addr, err := netip.ParseAddr(host)
+	isIP := err == nil
+	if isIP {
+		if addr.Zone() != "" {
+			return Errorf(EINVALID, "webhook_url must not name an IPv6 zone (%%…)")
+		}
+		if RefusedWebhookAddr(addr) {
+			return Errorf(EINVALID, "webhook_url must not point at an unspecified or link-local address (0.0.0.0/8, ::, 169.254.0.0/16, fe80::/10)")
 		}
 	}
-	return Errorf(EINVALID, "webhook_url must use https (plain http is accepted only for a loopback address)")
+	if u.Scheme == "http" && host != "localhost" && !(isIP && addr.Unmap().IsLoopback()) {
+		return Errorf(EINVALID, errWebhookScheme)
+	}
+	return nil
+}
+
+const errWebhookScheme = "webhook_url must use https (plain http is accepted only for localhost, 127.0.0.0/8 or [::1])"
+
+// validPort reports whether p, the digits url.Parse accepted as a port, is 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
+}
+
+// RefusedWebhookAddr reports whether Steward never sends a webhook to addr: an
+// unspecified or "this network" address (0.0.0.0/8, ::) or a link-local one
+// (169.254.0.0/16, where cloud platforms serve instance metadata and credentials;
+// fe80::/10), IPv4-mapped forms included. Without it, registering a recipient would
+// let staff point the outbox worker at the metadata service (server-side request
+// forgery). Private ranges (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7)
+// and loopback stay allowed: a processor may run on the controller's internal
+// network. Register checks IP literals with it; the outbox webhook sink checks
+// every address it dials, so a host name that resolves to such an address is
+// refused as well.
+func RefusedWebhookAddr(addr netip.Addr) bool {
+	addr = addr.Unmap()
+	if addr.Is4() && addr.As4()[0] == 0 {
+		return true
+	}
+	return !addr.IsValid() || addr.IsUnspecified() || addr.IsLinkLocalUnicast() || addr.IsLinkLocalMulticast()
 }
 
 func sortedUnique(in []string) []string {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -188,7 +189,7 @@ func TestRegisterRecipient(t *testing.T) {
 		{"no agreement", staff(steward.RoleAdmin), func(in *steward.RecipientInput) { in.AgreementRef = " " }, steward.EINVALID,
 			"agreement_reference is required: PI is shared only under a data protection agreement (policy §4)"},
 		{"plain http to the internet", staff(steward.RoleAdmin), func(in *steward.RecipientInput) { in.WebhookURL = "http://hooks.acme.example/" }, steward.EINVALID,
-			"webhook_url must use https (plain http is accepted only for a loopback address)"},
+			"webhook_url must use https (plain http is accepted only for localhost, 127.0.0.0/8 or [::1])"},
 		{"undeclared purpose", staff(steward.RoleAdmin), func(in *steward.RecipientInput) { in.Purposes = []string{"resale"} }, steward.EINVALID,
 			`purpose "resale" is not declared`},
 		{"field outside the purposes", staff(steward.RoleAdmin), func(in *steward.RecipientInput) { in.Fields = []string{"imei"} }, steward.EINVALID,
@@ -223,6 +224,116 @@ func TestRegisterRecipient(t *testing.T) {
 	}
 	if data := storageBytes(t, env); strings.Contains(string(data), "whsec_") {
 		t.Error("storage holds the signing secret in clear")
+	}
+}
+
+// TestWebhookURLRules registers recipients with webhook URLs the QA tester tried:
+// plain http only to exactly localhost or a loopback IP literal, never to a host
+// that merely starts like one; no impossible port, credentials or fragment; no
+// link-local or unspecified literal (cloud metadata, SSRF from the outbox worker);
+// private ranges allowed. A bad URL is EINVALID even when the name is taken.
+func TestWebhookURLRules(t *testing.T) {
+	env := stewardtest.New(t, "sqlite", stewardtest.Options{})
+	f := newFeatures(t, env)
+	const (
+		scheme   = "webhook_url must use https (plain http is accepted only for localhost, 127.0.0.0/8 or [::1])"
+		port     = "webhook_url has an invalid port: it must be a number from 1 to 65535"
+		creds    = "webhook_url must not hold credentials (user:password@): notices are signed with the recipient's secret"
+		fragment = "webhook_url must not have a fragment (#…)"
+		refused  = "webhook_url must not point at an unspecified or link-local address (0.0.0.0/8, ::, 169.254.0.0/16, fe80::/10)"
+		shape    = "webhook_url must be an absolute https URL such as https://hooks.example.com/steward"
+	)
+	cases := []struct {
+		url, errMsg string // errMsg "" means accepted
+	}{
+		{"http://127.0.0.1evil.com/x", scheme},
+		{"http://127.0.0.1.evil.com/x", scheme},
+		{"http://127.0.0.1.nip.io/x", scheme},
+		{"http://localhost.evil.com/x", scheme},
+		{"http://localhost./x", scheme},
+		{"http://[::1]evil.com/x", shape},
+		{"http://10.0.0.5/x", scheme},
+		{"ftp://hooks.acme.example/x", scheme},
+		{"https://a.example:99999/x", port},
+		{"https://a.example:0/x", port},
+		{"https://a.example:/x", port},
+		{"https://user:pw@hooks.acme.example/x", creds},
+		{"https://user@hooks.acme.example/x", creds},
+		{"https://hooks.acme.example/x#frag", fragment},
+		{"https://hooks.acme.example/x#", fragment},
+		{"https://169.254.169.254/latest/meta-data/", refused},
+		{"http://169.254.169.254/latest/meta-data/", refused},
+		{"https://[fe80::1]/x", refused},
+		{"https://[fe80::1%25eth0]/x", "webhook_url must not name an IPv6 zone (%…)"},
+		{"https://0.0.0.0/x", refused},
+		{"http://0.0.0.0:8080/x", refused},
+		{"https://[::]/x", refused},
+		{"https://[::ffff:169.254.169.254]/x", refused},
+		{"hooks.acme.example/x", shape},
+		{"https:///x", shape},
+		{"", shape},
+		{"https://hooks.acme.example/x?tenant=7", ""},
+		{"https://hooks.acme.example:8443/x", ""},
+		{"https://10.1.2.3/x", ""},
+		{"https://192.168.1.20:8443/x", ""},
+		{"https://[fd00::5]/x", ""},
+		{"http://localhost:8080/x", ""},
+		{"http://127.0.0.1:8080/x", ""},
+		{"http://127.9.8.7/x", ""},
+		{"http://[::1]:8080/x", ""},
+	}
+	for i, c := range cases {
+		t.Run(c.url, func(t *testing.T) {
+			in := steward.RecipientInput{Name: "Partner " + strconv.Itoa(i), Kind: steward.RecipientPartner, WebhookURL: c.url,
+				AgreementRef: "DPA-2026-017", Purposes: []string{"account"}, Fields: []string{"nickname"}}
+			got, err := f.recipients.Register(staff(steward.RoleAdmin), in)
+			if c.errMsg == "" {
+				if err != nil || got.WebhookURL != c.url {
+					t.Fatalf("Register: %v, want %s accepted", err, c.url)
+				}
+				return
+			}
+			if steward.ErrorCode(err) != steward.EINVALID || steward.ErrorMessage(err) != c.errMsg {
+				t.Fatalf("Register: %v, want EINVALID %q", err, c.errMsg)
+			}
+			// The URL is judged before the name: a taken name does not turn it into 409.
+			in.Name = "Partner 0"
+			if _, err := f.recipients.Register(staff(steward.RoleAdmin), in); steward.ErrorCode(err) != steward.EINVALID || steward.ErrorMessage(err) != c.errMsg {
+				t.Fatalf("Register under a taken name: %v, want EINVALID %q", err, c.errMsg)
+			}
+		})
+	}
+}
+
+func TestRefusedWebhookAddr(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"169.254.169.254":        true,
+		"169.254.0.1":            true,
+		"fe80::1":                true,
+		"febf::1":                true,
+		"::ffff:169.254.169.254": true,
+		"0.0.0.0":                true,
+		"0.1.2.3":                true,
+		"::":                     true,
+		"ff02::1":                true,
+		"224.0.0.1":              true,
+		"127.0.0.1":              false,
+		"::1":                    false,
+		"10.0.0.1":               false,
+		"172.16.5.4":             false,
+		"192.168.1.1":            false,
+		"fd00::1":                false,
+		"203.0.113.7":            false,
+		"2001:db8::1":            false,
+		"169.255.0.1":            false,
+		"fec0::1":                false,
+	} {
+		if got := steward.RefusedWebhookAddr(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("RefusedWebhookAddr(%s) = %v, want %v", addr, got, want)
+		}
+	}
+	if !steward.RefusedWebhookAddr(netip.Addr{}) {
+		t.Error("RefusedWebhookAddr(zero Addr) = false, want true")
 	}
 }
 

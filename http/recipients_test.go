@@ -128,6 +128,19 @@ func TestRecipientRoutes(t *testing.T) {
 			if !strings.HasPrefix(rec.SigningSecret, "whsec_") || rec.CreatedBy != "staff:officer-1" {
 				t.Fatalf("registered %+v", rec)
 			}
+			// A bad webhook URL under the name now taken is 400, not 409.
+			for url, msg := range map[string]string{
+				"https://a.example:99999/x":  "webhook_url has an invalid port: it must be a number from 1 to 65535",
+				"http://127.0.0.1evil.com/x": "webhook_url must use https (plain http is accepted only for localhost, 127.0.0.0/8 or [::1])",
+				"https://169.254.169.254/x":  "webhook_url must not point at an unspecified or link-local address (0.0.0.0/8, ::, 169.254.0.0/16, fe80::/10)",
+			} {
+				bad := in
+				bad.WebhookURL = url
+				resp, body = a.do("POST", "/v1/recipients", a.officer, bad, nil, nil)
+				wantErrorBody(t, "register "+url, resp, body, 400, steward.EINVALID, msg)
+			}
+			resp, body = a.do("POST", "/v1/recipients", a.officer, in, nil, nil)
+			wantErrorBody(t, "register again", resp, body, 409, steward.ECONFLICT, `a recipient called "Acme Logistics" is registered already`)
 			var list RecipientList
 			resp, body = a.do("GET", "/v1/recipients", a.officer, nil, nil, &list)
 			a.want("list", resp, body, 200)

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -77,5 +78,48 @@ func TestWebhookSinkTimeout(t *testing.T) {
 	}
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Deliver took %s, want about the 50ms timeout", d)
+	}
+}
+
+// TestWebhookSinkRefusedAddress sends to 0.0.0.0, which Linux connects to this
+// host: the dial guard refuses it after resolution, before a byte is sent, as it
+// refuses a host name resolving to 169.254.169.254 (the cloud metadata service).
+func TestWebhookSinkRefusedAddress(t *testing.T) {
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits++ }))
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	sink := &WebhookSink{}
+	err := sink.Deliver(context.Background(), Message{ID: "m1", MessagePayload: steward.MessagePayload{To: "http://0.0.0.0:" + port + "/hook", Body: "{}"}})
+	if steward.ErrorCode(err) != steward.EFORBIDDEN || steward.ErrorMessage(err) != "the webhook receiver's address is refused: it is link-local or unspecified, such as 169.254.169.254" {
+		t.Fatalf("Deliver to 0.0.0.0: %v, want EFORBIDDEN", err)
+	}
+	if hits != 0 {
+		t.Errorf("the receiver got %d requests, want 0", hits)
+	}
+	// Loopback, where development receivers live, still works.
+	if err := sink.Deliver(context.Background(), Message{ID: "m2", MessagePayload: steward.MessagePayload{To: srv.URL + "/hook", Body: "{}"}}); err != nil || hits != 1 {
+		t.Fatalf("Deliver to %s: %v, %d requests; want delivered once", srv.URL, err, hits)
+	}
+}
+
+func TestDialGuard(t *testing.T) {
+	for address, refused := range map[string]bool{
+		"169.254.169.254:80":          true,
+		"[fe80::1]:443":               true,
+		"[fe80::1%eth0]:443":          true,
+		"[::ffff:169.254.169.254]:80": true,
+		"0.0.0.0:443":                 true,
+		"[::]:443":                    true,
+		"hooks.acme.example:443":      true, // never reached: the dialer passes resolved addresses
+		"127.0.0.1:8080":              false,
+		"[::1]:8080":                  false,
+		"10.1.2.3:443":                false,
+		"192.168.0.10:443":            false,
+		"203.0.113.7:443":             false,
+	} {
+		if err := dialGuard("tcp", address, nil); (err != nil) != refused {
+			t.Errorf("dialGuard(%s) = %v, want refused %v", address, err, refused)
+		}
 	}
 }

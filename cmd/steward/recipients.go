@@ -94,7 +94,7 @@ func runRecipients(ctx context.Context, args []string, stdout, stderr io.Writer)
 		a, sctx, _, code := openAdmin(ctx, "recipients add", args[1:], stderr, func(fs *flag.FlagSet) {
 			fs.StringVar(&in.Name, "name", "", "the recipient's name (a company or authority)")
 			fs.StringVar(&kind, "kind", "", "affiliate, partner, processor, acquirer or regulator")
-			fs.StringVar(&in.WebhookURL, "webhook-url", "", "where notices are POSTed (https; http only to a loopback address)")
+			fs.StringVar(&in.WebhookURL, "webhook-url", "", "where notices are POSTed (https; http only to localhost, 127.0.0.0/8 or [::1])")
 			fs.StringVar(&in.AgreementRef, "agreement", "", "reference of the data protection agreement (policy §4)")
 			fs.StringVar(&purposes, "purposes", "", "comma-separated declared purposes the recipient receives data for")
 			fs.StringVar(&fields, "fields", "", "comma-separated declared fields the recipient may receive")
