@@ -210,8 +210,18 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 			return nil, err
 		}
 	}
-	db.wg.Add(1)
-	go db.writer()
+	// SQLite has one writer at a time, so one goroutine groups all writes. A
+	// PostgreSQL server commits many transactions at once, and each statement is a
+	// network round trip: several writer goroutines, each grouping what it finds
+	// queued, keep it busy (the audit chain's head row lock orders their appends).
+	writers := 1
+	if db.dialect == Postgres && migrations == fs.FS(dataMigrations) {
+		writers = 4 // the access log appends to one chain only: one writer
+	}
+	for range writers {
+		db.wg.Add(1)
+		go db.writer()
+	}
 	return db, nil
 }
 
