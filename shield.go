@@ -304,7 +304,10 @@ func validE164(n string) bool {
 // written in one transaction: a failed import leaves the previous book as it was.
 // Errors: EUNAUTHORIZED for a caller who is not a subject; EFORBIDDEN without
 // consent for contact_shielding; EINVALID for more than MaxAddressBookNumbers
-// numbers or a value that is not E.164 (the message never holds the value).
+// numbers, a value that is not E.164 (the message never holds the value), or no
+// number at all: an upload with no cards, cards without phone numbers, or only
+// numbers that could not be read leaves the stored book untouched, since removing
+// it is DeleteMyContacts (DELETE /v1/me/contacts).
 func (s *Service) ImportContacts(ctx context.Context, numbers []string, report AddressBookReport) (*ContactImport, error) {
 	id, err := mustSubject(ctx)
 	if err != nil {
@@ -326,6 +329,15 @@ func (s *Service) ImportContacts(ctx context.Context, numbers []string, report A
 		}
 		seen[k] = true
 		hashes = append(hashes, h)
+	}
+	// An upload is a replacement: one holding no number would silently wipe the
+	// stored book (an empty file, a byte order mark, a wrong export). Removing the
+	// book is DeleteMyContacts, asked for explicitly.
+	if len(hashes) == 0 {
+		if report.NumbersFound > 0 {
+			return nil, Errorf(EINVALID, "the upload holds no valid phone numbers; to remove your address book use DELETE /v1/me/contacts")
+		}
+		return nil, Errorf(EINVALID, "the upload holds no contacts; to remove your address book use DELETE /v1/me/contacts")
 	}
 	now := s.Now()
 	out := &ContactImport{AddressBookReport: report, Stored: len(hashes), ImportedAt: now}

@@ -194,15 +194,28 @@ func TestImportContactsRefusesBadInput(t *testing.T) {
 	if book, err := env.Service.MyContacts(sub); err != nil || book.Count != 1 {
 		t.Fatalf("book after refused imports = %+v, %v; want the earlier 1 number", book, err)
 	}
-	// An empty book replaces too.
-	if imp := importNumbers(t, env, b); imp.Stored != 0 {
-		t.Errorf("empty import stored %d", imp.Stored)
+	// An upload without a number never replaces the book: removing it is DELETE.
+	const noContacts = "the upload holds no contacts; to remove your address book use DELETE /v1/me/contacts"
+	const noValid = "the upload holds no valid phone numbers; to remove your address book use DELETE /v1/me/contacts"
+	for _, c := range []struct {
+		name   string
+		report steward.AddressBookReport
+		msg    string
+	}{
+		{"no cards", steward.AddressBookReport{Format: "vcard"}, noContacts},
+		{"cards without numbers", steward.AddressBookReport{Format: "csv", Cards: 3}, noContacts},
+		{"only invalid numbers", steward.AddressBookReport{Format: "vcard", Cards: 2, NumbersFound: 2, Invalid: 2}, noValid},
+	} {
+		_, err := env.Service.ImportContacts(sub, []string{}, c.report)
+		if steward.ErrorCode(err) != steward.EINVALID || steward.ErrorMessage(err) != c.msg {
+			t.Errorf("%s: %v, want EINVALID %q", c.name, err, c.msg)
+		}
 	}
-	if book, _ := env.Service.MyContacts(sub); book.Count != 0 {
-		t.Errorf("count after empty import = %d", book.Count)
+	if book, err := env.Service.MyContacts(sub); err != nil || book.Count != 1 {
+		t.Fatalf("book after empty uploads = %+v, %v; want the earlier 1 number", book, err)
 	}
-	if n, err := env.Service.DeleteMyContacts(sub); err != nil || n != 0 {
-		t.Errorf("delete = %d, %v", n, err)
+	if n, err := env.Service.DeleteMyContacts(sub); err != nil || n != 1 {
+		t.Errorf("delete = %d, %v; want 1", n, err)
 	}
 }
 

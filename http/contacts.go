@@ -214,7 +214,8 @@ func (s *Server) handleDeleteLocation(w http.ResponseWriter, r *http.Request) {
 // and returns the report (POST /v1/me/contacts). contentType is one of text/vcard,
 // text/x-vcard, text/directory, text/csv or application/octet-stream. EFORBIDDEN
 // without consent for contact_shielding; EINVALID for a file too large, with too
-// many numbers or not an address book.
+// many numbers, not an address book, or holding no valid number (the stored book
+// is then kept: DeleteMyContacts removes it).
 func (c *Client) ImportContacts(ctx context.Context, contentType string, book io.Reader) (*steward.ContactImport, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+"/v1/me/contacts", book)
 	if err != nil {

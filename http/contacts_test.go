@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -223,6 +224,44 @@ func TestContactRouteErrors(t *testing.T) {
 	n, err := a.client(with.Token).DeleteMyContacts(ctx)
 	if err != nil || n != 1 {
 		t.Fatalf("delete = %d, %v", n, err)
+	}
+}
+
+// TestEmptyUploadKeepsTheBook uploads an 11-number book, then files that hold no
+// number: each is 400 and the 11 numbers stay; DELETE is how a book is removed.
+func TestEmptyUploadKeepsTheBook(t *testing.T) {
+	for _, engine := range stewardtest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			a := newShieldAPITest(t, engine)
+			sub := a.Register(t, "+8613900139000", nil, shieldConsent)
+			var tels []string
+			for i := range 11 {
+				tels = append(tels, fmt.Sprintf("138 0013 80%02d", i))
+			}
+			var imp steward.ContactImport
+			resp, body := a.raw("POST", "/v1/me/contacts", sub.Token, "text/vcard", strings.NewReader(vcard(tels...)))
+			if err := json.Unmarshal(body, &imp); err != nil || resp.StatusCode != 200 || imp.Stored != 11 {
+				t.Fatalf("upload 11: %s", body)
+			}
+			const noContacts = "the upload holds no contacts; to remove your address book use DELETE /v1/me/contacts"
+			const noValid = "the upload holds no valid phone numbers; to remove your address book use DELETE /v1/me/contacts"
+			for _, c := range []struct{ name, ctype, body, msg string }{
+				{"empty body", "text/vcard", "", noContacts},
+				{"byte order mark only", "text/vcard", "\uFEFF", noContacts},
+				{"white space only", "text/csv", " \r\n\r\n", noContacts},
+				{"CSV header only", "text/csv", "Name,Mobile Phone\n", noContacts},
+				{"a card without TEL", "text/vcard", "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Zhang\r\nEND:VCARD\r\n", noContacts},
+				{"only invalid numbers", "text/vcard", vcard("95508", "12"), noValid},
+			} {
+				resp, body := a.raw("POST", "/v1/me/contacts", sub.Token, c.ctype, strings.NewReader(c.body))
+				wantErrorBody(t, c.name, resp, body, 400, steward.EINVALID, c.msg)
+			}
+			var book steward.ContactBook
+			resp, body = a.raw("GET", "/v1/me/contacts", sub.Token, "", nil)
+			if err := json.Unmarshal(body, &book); err != nil || resp.StatusCode != 200 || book.Count != 11 || len(storedHashes(t, a, sub.SubjectID)) != 11 {
+				t.Fatalf("after empty uploads: %s, %d hashes; want the 11 numbers kept", body, len(storedHashes(t, a, sub.SubjectID)))
+			}
+		})
 	}
 }
 
