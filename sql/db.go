@@ -148,9 +148,6 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 	}
 	if opts.Synchronous == "" {
 		opts.Synchronous = "FULL"
-		if v := os.Getenv("STEWARD_DEBUG_SYNC"); v != "" {
-			opts.Synchronous = v
-		}
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -389,10 +386,8 @@ func (db *DB) writer() {
 				break fill
 			}
 		}
-		if debugBatches {
-			batchCount.Add(1)
-			batchItems.Add(int64(len(batch)))
-		}
+		batchCount.Add(1)
+		batchItems.Add(int64(len(batch)))
 		db.commitBatch(batch)
 	}
 }
@@ -662,9 +657,8 @@ func mapErr(err error, op string) error {
 	return &steward.Error{Code: steward.EINTERNAL, Err: fmt.Errorf("sql: %s: %w", op, err)}
 }
 
-var debugBatches = os.Getenv("STEWARD_DEBUG_BATCH") != ""
 var batchCount, batchItems atomic.Int64
 
-// BatchStats returns how many write batches were committed and how many writes they held
-// (only counted when STEWARD_DEBUG_BATCH is set).
+// BatchStats returns how many write batches this process committed and how many
+// writes they held, for benchmarks.
 func BatchStats() (batches, writes int64) { return batchCount.Load(), batchItems.Load() }
