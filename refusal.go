@@ -192,9 +192,13 @@ func (g RefusalGrounds) Lookup(code RefusalGround) (RefusalGroundInfo, bool) {
 // Refusal is the decision not to answer a rights request: the ground it rests on,
 // an explanation written for the subject, and the channel the subject may complain
 // through (policy §6 and §10; PIPL Art. 50; GB/T 35273-2020 §8.7). The subject sees
-// all three.
+// all three. GroundTitle and GroundSource are the ground's title and legal source
+// from the deployment's registry, filled in when a request is shown (not stored):
+// doc/requests.md promises the subject the ground's code and title.
 type Refusal struct {
 	Ground           RefusalGround `json:"ground"`
+	GroundTitle      string        `json:"ground_title,omitempty"`
+	GroundSource     string        `json:"ground_source,omitempty"`
 	Explanation      string        `json:"explanation"`
 	ComplaintChannel string        `json:"complaint_channel"`
 }

@@ -219,7 +219,7 @@ type RequestView struct {
 	Details               string           `json:"details,omitempty"`
 	Changes               FieldValues      `json:"changes,omitempty"`
 	VerificationReference string           `json:"verification_reference,omitempty"`
-	RefusalGroundTitle    string           `json:"refusal_ground_title,omitempty"`
+	RefusalGroundTitle    string           `json:"refusal_ground_title,omitempty"` // Deprecated: the same as Refusal.GroundTitle.
 	DueSoon               bool             `json:"due_soon"`
 	Overdue               bool             `json:"overdue"`
 	Fulfilment            string           `json:"fulfilment,omitempty"` // running, waiting_for_steps, done
@@ -1455,6 +1455,7 @@ func (rs *RequestService) viewWith(rec *RequestRecord, key SubjectKey, pi bool) 
 		ref.Explanation = ""
 		if info, ok := rs.grounds.Lookup(ref.Ground); ok {
 			v.RefusalGroundTitle = info.Title
+			ref.GroundTitle, ref.GroundSource = info.Title, info.Source
 		}
 		v.Refusal = &ref
 	}

@@ -276,7 +276,8 @@ func TestRefusalNeedsGround(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := steward.Refusal{Ground: steward.RefusalSeriousHarm, Explanation: why, ComplaintChannel: e.Decl.Controller.ComplaintChannel}
+			want := steward.Refusal{Ground: steward.RefusalSeriousHarm, GroundTitle: "Serious harm to the legitimate rights of the subject or of others",
+				GroundSource: "policy §6 (related restrictions); GB/T 35273-2020 §8.7", Explanation: why, ComplaintChannel: e.Decl.Controller.ComplaintChannel}
 			if mine.State != steward.RequestRefused || mine.Refusal == nil || *mine.Refusal != want {
 				t.Fatalf("subject sees %s %+v, want refused %+v", mine.State, mine.Refusal, want)
 			}
@@ -292,7 +293,9 @@ func TestRefusalNeedsGround(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if av.Refusal.Ground != steward.RefusalSeriousHarm || av.Refusal.Explanation != "" || av.Details != "" || !av.DetailsRedacted {
+			wantAudited := want
+			wantAudited.Explanation = ""
+			if *av.Refusal != wantAudited || av.Details != "" || !av.DetailsRedacted {
 				t.Errorf("auditor sees %+v details %q", av.Refusal, av.Details)
 			}
 			// Nothing the subject or staff wrote is stored in plaintext.

@@ -110,7 +110,8 @@ func TestRequestLifecycleOverTheWire(t *testing.T) {
 			var mine steward.RequestView
 			resp, body = a.do("GET", "/v1/me/requests/"+first.ID, sub, nil, nil, &mine)
 			a.want("subject reads refusal", resp, body, 200)
-			want := steward.Refusal{Ground: steward.RefusalHighlyImpractical, Explanation: why, ComplaintChannel: a.Decl.Controller.ComplaintChannel}
+			want := steward.Refusal{Ground: steward.RefusalHighlyImpractical, GroundTitle: "Highly impractical", GroundSource: "policy §6 (responding to requests)",
+				Explanation: why, ComplaintChannel: a.Decl.Controller.ComplaintChannel}
 			if mine.State != steward.RequestRefused || mine.Refusal == nil || *mine.Refusal != want || mine.RefusalGroundTitle != "Highly impractical" {
 				t.Fatalf("subject sees %s", body)
 			}
@@ -121,7 +122,10 @@ func TestRequestLifecycleOverTheWire(t *testing.T) {
 			var audited steward.RequestView
 			resp, body = a.do("GET", "/v1/requests/"+first.ID, a.auditor, nil, nil, &audited)
 			a.want("auditor reads", resp, body, 200)
-			if audited.Details != "" || audited.Refusal.Explanation != "" || !audited.DetailsRedacted || strings.Contains(string(body), nickname) {
+			wantAudited := want
+			wantAudited.Explanation = ""
+			if audited.Details != "" || *audited.Refusal != wantAudited || !audited.DetailsRedacted || strings.Contains(string(body), nickname) ||
+				!strings.Contains(string(body), `"ground":"highly_impractical","ground_title":"Highly impractical","ground_source":"policy §6 (responding to requests)"`) {
 				t.Fatalf("auditor sees %s", body)
 			}
 
