@@ -1,6 +1,9 @@
 package steward
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // Actor kinds.
 const (
@@ -18,6 +21,14 @@ const (
 	RoleAuditor        = "auditor"
 	RoleAdmin          = "admin"
 )
+
+// StaffRoles returns the staff roles in the order doc/permissions.md lists them.
+func StaffRoles() []string {
+	return []string{RoleSupport, RolePrivacyOfficer, RoleAuditor, RoleAdmin}
+}
+
+// ValidRole reports whether role is one of StaffRoles.
+func ValidRole(role string) bool { return slices.Contains(StaffRoles(), role) }
 
 // Actor is who performs an operation. It travels in the context; services authorize
 // from it and the audit trail records it. ID is a subject id, a staff token's name,

@@ -97,7 +97,7 @@ func runRequests(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	)
 	a, sctx, _, code := openAdmin(ctx, "requests "+cmd, rest, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&staff, "staff", "", "act as this staff member instead of the system")
-		fs.StringVar(&roles, "role", "", "the staff member's roles, comma-separated")
+		fs.StringVar(&roles, "role", "", "the staff member's roles, comma-separated: support, privacy_officer, auditor, admin")
 		switch cmd {
 		case "list":
 			fs.StringVar((*string)(&q.Type), "type", "", "request type")
@@ -126,11 +126,26 @@ func runRequests(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return code
 	}
 	defer a.Close()
+	if staff == "" && roles != "" {
+		fmt.Fprintf(stderr, "steward requests %s: --role needs --staff NAME\n%s", cmd, requestsUsage)
+		return 2
+	}
 	if staff != "" {
+		valid := strings.Join(steward.StaffRoles(), ", ")
 		var rl []string
 		for _, r := range strings.Split(roles, ",") {
 			if r = strings.TrimSpace(r); r != "" {
 				rl = append(rl, r)
+			}
+		}
+		if len(rl) == 0 {
+			fmt.Fprintf(stderr, "steward requests %s: --staff needs --role, one or more of %s\n", cmd, valid)
+			return 2
+		}
+		for _, r := range rl {
+			if !steward.ValidRole(r) {
+				fmt.Fprintf(stderr, "steward requests %s: unknown role %q; roles are %s\n", cmd, r, valid)
+				return 2
 			}
 		}
 		sctx = steward.WithActor(ctx, steward.Actor{Kind: steward.ActorStaff, ID: staff, Roles: rl})

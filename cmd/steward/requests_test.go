@@ -78,6 +78,28 @@ func TestRunRequests(t *testing.T) {
 	if code, _, _ := cli("fulfil"); code != 2 {
 		t.Fatalf("fulfil without an id: exit %d, want 2", code)
 	}
+	// A role that does not exist is a usage error naming the roles, not EFORBIDDEN.
+	for _, c := range []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"show", v.ID, "--staff", "zed", "--role", "wizard"},
+			"steward requests show: unknown role \"wizard\"; roles are support, privacy_officer, auditor, admin\n"},
+		{[]string{"list", "--staff", "zed", "--role", "auditor, wizard"},
+			"steward requests list: unknown role \"wizard\"; roles are support, privacy_officer, auditor, admin\n"},
+		{[]string{"list", "--staff", "zed"},
+			"steward requests list: --staff needs --role, one or more of support, privacy_officer, auditor, admin\n"},
+		{[]string{"list", "--role", "admin"},
+			"steward requests list: --role needs --staff NAME\n" + requestsUsage},
+	} {
+		code, out, errs := cli(c.args...)
+		if code != 2 || out != "" || errs != c.wantErr {
+			t.Errorf("requests %v: exit %d, stdout %q, stderr %q; want 2 and %q", c.args, code, out, errs, c.wantErr)
+		}
+	}
+	if code, out, errs := cli("show", v.ID, "--staff", "zed", "--role", "auditor"); code != 0 || !strings.Contains(out, `"state": "refused"`) {
+		t.Fatalf("show as an auditor: %d %s %s", code, out, errs)
+	}
 }
 
 // lastSinkCode returns the one-time code in the last message of the development sink.
