@@ -371,19 +371,15 @@ func (rs *RequestService) File(ctx context.Context, in RequestInput) (*RequestVi
 // method, the staff member and the sealed reference; without it the request waits
 // for VerifyOnBehalf or for the subject's one-time code. Staff need
 // PermRequestFile. Errors as for File, plus EFORBIDDEN for a missing role,
-// ENOTFOUND for an unknown subject and EINVALID for an identity check without a
-// method or claiming "otp".
+// ENOTFOUND "subject not found" for an unknown subject, EGONE for a cancelled
+// (erased) one, both before the input is judged, and EINVALID for an identity
+// check without a method or claiming "otp".
 func (rs *RequestService) FileOnBehalf(ctx context.Context, in StaffRequestInput) (*RequestView, error) {
 	if err := requirePerm(ctx, PermRequestFile); err != nil {
 		return nil, err
 	}
 	if in.SubjectID == "" {
 		return nil, Errorf(EINVALID, "subject_id is required")
-	}
-	if in.IdentityCheck != nil {
-		if err := checkIdentityCheck(*in.IdentityCheck); err != nil {
-			return nil, err
-		}
 	}
 	rec, err := rs.file(ctx, in.SubjectID, in.RequestInput, in.IdentityCheck)
 	if err != nil {
@@ -551,12 +547,35 @@ func joinGrounds() string {
 func sealLabel(requestID, part string) string { return "request/" + requestID + "/" + part }
 
 func (rs *RequestService) file(ctx context.Context, subjectID string, in RequestInput, check *IdentityCheck) (*RequestRecord, error) {
+	// The subject comes first, so that an unknown or erased one is named as such
+	// rather than by the state of its data key; the write below checks again.
+	if err := rs.svc.store.Read(ctx, func(tx Tx) error {
+		subj, err := tx.GetSubject(ctx, subjectID)
+		if ErrorCode(err) == ENOTFOUND {
+			return Errorf(ENOTFOUND, "subject not found")
+		} else if err != nil {
+			return err
+		}
+		if subj.Status != SubjectActive {
+			return Errorf(EGONE, "the subject's account was cancelled and its data erased")
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	if check != nil {
+		if err := checkIdentityCheck(*check); err != nil {
+			return nil, err
+		}
+	}
 	sealedIn, err := rs.checkInput(ctx, subjectID, &in)
 	if err != nil {
 		return nil, err
 	}
 	key, err := rs.svc.keys.SubjectKey(ctx, subjectID)
-	if err != nil {
+	if ErrorCode(err) == EGONE { // erased since the look-up above
+		return nil, Errorf(EGONE, "the subject's account was cancelled and its data erased")
+	} else if err != nil {
 		return nil, err
 	}
 	id := NewID()

@@ -44,6 +44,42 @@ func newRequestAPI(t *testing.T, engine string) *requestAPI {
 	return a
 }
 
+// TestFileOnBehalfNamesTheSubject files for an unknown and an erased subject:
+// the answer names the subject, not its data key, whatever the input.
+func TestFileOnBehalfNamesTheSubject(t *testing.T) {
+	a := newRequestAPI(t, "sqlite")
+	reg := a.Register(t, e164, nil)
+	sub := stewardtest.Subject(reg.SubjectID)
+	if _, err := a.Service.SendCancellationCode(sub); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Service.CancelAccount(sub, a.LastCode(t, e164)); err != nil {
+		t.Fatal(err)
+	}
+	const (
+		notFound = "subject not found"
+		erased   = "the subject's account was cancelled and its data erased"
+	)
+	cases := []struct {
+		name, subjectID string
+		in              steward.RequestInput
+		check           *steward.IdentityCheck
+		status          int
+		code, msg       string
+	}{
+		{"unknown", "01a226a5-0000-7000-8000-000000000000", steward.RequestInput{Type: steward.RequestAccess}, nil, 404, steward.ENOTFOUND, notFound},
+		{"unknown, bad input", "no-such-subject", steward.RequestInput{Type: "bogus"}, nil, 404, steward.ENOTFOUND, notFound},
+		{"unknown, bad identity check", "no-such-subject", steward.RequestInput{Type: steward.RequestAccess}, &steward.IdentityCheck{Method: "otp"}, 404, steward.ENOTFOUND, notFound},
+		{"erased", reg.SubjectID, steward.RequestInput{Type: steward.RequestAccess}, nil, 410, steward.EGONE, erased},
+		{"erased, deletion", reg.SubjectID, steward.RequestInput{Type: steward.RequestDeletion, DeletionGround: steward.DeletionNoLongerUsed, Details: "again"}, nil, 410, steward.EGONE, erased},
+		{"erased, bad input", reg.SubjectID, steward.RequestInput{Type: steward.RequestCorrection}, nil, 410, steward.EGONE, erased},
+	}
+	for _, c := range cases {
+		resp, body := a.do("POST", "/v1/requests", a.officer, steward.StaffRequestInput{SubjectID: c.subjectID, RequestInput: c.in, IdentityCheck: c.check}, nil, nil)
+		wantErrorBody(t, c.name, resp, body, c.status, c.code, c.msg)
+	}
+}
+
 // code asks for a verification code for request id and returns it.
 func (a *requestAPI) code(token, id string) string {
 	a.t.Helper()
