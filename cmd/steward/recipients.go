@@ -151,7 +151,7 @@ func runRecipients(ctx context.Context, args []string, stdout, stderr io.Writer)
 			printError(stderr, "steward recipients notices", err)
 			return 1
 		}
-		enc.Encode(ns)
+		enc.Encode(stewardhttp.NoticeList{Notices: ns}) // the shape of GET /v1/recipients/notices
 		return 0
 	}
 	fmt.Fprint(stderr, recipientsUsage)
