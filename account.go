@@ -100,12 +100,21 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		}
 	}
 	target := s.keys.BlindIndex("phone", e164)
+	// One read answers both questions before anything is written: is the number
+	// taken, and does the code match? Only a matching code for a free number goes
+	// on to create the subject, whose transaction spends the code.
+	var code *OneTimeCode
 	if err := s.store.Read(ctx, func(tx Tx) error {
 		if _, err := tx.LookupIndex(ctx, "phone", target); err == nil {
 			return Errorf(ECONFLICT, "an account with this phone number exists already; sign in instead")
 		} else if ErrorCode(err) != ENOTFOUND {
 			return err
 		}
+		c, err := tx.LatestCode(ctx, CodeRegister, target)
+		if err != nil && ErrorCode(err) != ENOTFOUND {
+			return err
+		}
+		code = c
 		return nil
 	}); err != nil {
 		// Spend an attempt first, so the conflict is only told to whoever holds the code.
@@ -113,6 +122,13 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 			return nil, verr
 		}
 		return nil, err
+	}
+	if code == nil || s.codeFault(code, r.Code) != nil {
+		// The write path counts the wrong attempt and gives the precise error.
+		if err := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); err != nil {
+			return nil, err
+		}
+		return nil, Errorf(ECONFLICT, "the one-time code changed while it was checked; try again")
 	}
 	var wechat []byte
 	if r.WeChatCode != "" {
@@ -136,10 +152,14 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		}
 		wechat = s.keys.BlindIndex(wechatIndexKind, w.ID())
 	}
-	if err := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); err != nil {
-		return nil, err
+	spend := func(tx Tx) error {
+		c, err := tx.LatestCode(ctx, CodeRegister, target)
+		if err != nil || c.ID != code.ID {
+			return Errorf(ECONFLICT, "a newer one-time code was sent meanwhile; use the latest code")
+		}
+		return s.spendCode(ctx, tx, c, r.Code)
 	}
-	return s.createSubject(ctx, target, wechat, values, r.Consents, MethodRegistration)
+	return s.createSubject(ctx, target, wechat, values, r.Consents, MethodRegistration, spend)
 }
 
 // checkFields validates values against the declaration: each field declared,
@@ -169,7 +189,10 @@ func (s *Service) checkFields(in FieldValues, consented func(purpose string) boo
 	return out, nil
 }
 
-func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []byte, values FieldValues, consents []ConsentChoice, method string) (*Registered, error) {
+// createSubject creates the subject with its key, sealed fields, consents and
+// first session. spend, if not nil, runs first in the creating transaction (it
+// spends the registration code), so the code and the account go together.
+func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []byte, values FieldValues, consents []ConsentChoice, method string, spend func(Tx) error) (*Registered, error) {
 	id := NewID()
 	keyID, err := s.keys.CreateSubjectKey(ctx, id)
 	if err != nil {
@@ -191,6 +214,11 @@ func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []b
 	sctx := WithActor(ctx, Actor{Kind: ActorSubject, ID: id, Address: ActorFrom(ctx).Address})
 	out := &Registered{}
 	err = s.store.Write(ctx, func(tx Tx) error {
+		if spend != nil {
+			if err := spend(tx); err != nil {
+				return err
+			}
+		}
 		if err := tx.CreateSubject(ctx, &Subject{ID: id, Status: SubjectActive, Region: s.decl.DefaultRegion(), KeyID: keyID, CreatedAt: now}); err != nil {
 			return err
 		}

@@ -100,16 +100,10 @@ func codeMessage(controller, purpose, code string, minutes int) string {
 // so the caller must commit the transaction whatever spendCode returns.
 func (s *Service) spendCode(ctx context.Context, tx Tx, c *OneTimeCode, code string) error {
 	now := s.Now()
-	switch {
-	case !c.ConsumedAt.IsZero():
-		return Errorf(EFORBIDDEN, "the one-time code was used already; ask for a new one")
-	case now.After(c.ExpiresAt):
-		return Errorf(EFORBIDDEN, "the one-time code has expired; ask for a new one")
-	case c.Attempts >= s.otp.MaxAttempts:
-		return Errorf(ETOOMANY, "too many wrong codes; ask for a new one")
+	if err := s.codeState(c, now); err != nil {
+		return err
 	}
-	want := s.codeHash(c.Purpose, c.Target, c.SubjectID, code)
-	if subtle.ConstantTimeCompare(want, c.CodeHash) != 1 {
+	if !s.codeMatches(c, code) {
 		c.Attempts++
 		if err := tx.UpdateCode(ctx, c); err != nil {
 			return err
@@ -125,6 +119,36 @@ func (s *Service) spendCode(ctx context.Context, tx Tx, c *OneTimeCode, code str
 	}
 	c.ConsumedAt = now
 	return tx.UpdateCode(ctx, c)
+}
+
+// codeState returns why c can no longer be spent at now, or nil.
+func (s *Service) codeState(c *OneTimeCode, now time.Time) error {
+	switch {
+	case !c.ConsumedAt.IsZero():
+		return Errorf(EFORBIDDEN, "the one-time code was used already; ask for a new one")
+	case now.After(c.ExpiresAt):
+		return Errorf(EFORBIDDEN, "the one-time code has expired; ask for a new one")
+	case c.Attempts >= s.otp.MaxAttempts:
+		return Errorf(ETOOMANY, "too many wrong codes; ask for a new one")
+	}
+	return nil
+}
+
+// codeMatches compares code with c's hash in constant time.
+func (s *Service) codeMatches(c *OneTimeCode, code string) bool {
+	want := s.codeHash(c.Purpose, c.Target, c.SubjectID, code)
+	return subtle.ConstantTimeCompare(want, c.CodeHash) == 1
+}
+
+// codeFault tells, without writing, whether spending code on c would fail.
+func (s *Service) codeFault(c *OneTimeCode, code string) error {
+	if err := s.codeState(c, s.Now()); err != nil {
+		return err
+	}
+	if !s.codeMatches(c, code) {
+		return Errorf(EFORBIDDEN, "the one-time code is not valid")
+	}
+	return nil
 }
 
 // verifyPhoneCode spends code for purpose on the number whose blind index is

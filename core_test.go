@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -460,5 +461,50 @@ func TestWithdrawalTellsWhatItErasedAndKeepsTheAccountIdentifiable(t *testing.T)
 	p, _ := env.Service.Me(sub)
 	if string(p.Fields["phone"]) != `"+8613800138000"` || string(p.Fields["imei"]) != `"490154203237518"` {
 		t.Fatalf("the refused withdrawal changed data: %v", p.Fields.Names())
+	}
+}
+
+// TestOneCodeOneAccount races ten registrations with the same valid code: exactly
+// one account is created and the others are refused.
+func TestOneCodeOneAccount(t *testing.T) {
+	for _, engine := range stewardtest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			env := stewardtest.New(t, engine, stewardtest.Options{})
+			ctx := context.Background()
+			if _, err := env.Service.SendCode(ctx, "+8613800138000", steward.CodeRegister); err != nil {
+				t.Fatal(err)
+			}
+			code := env.LastCode(t, "+8613800138000")
+			reg := steward.Registration{Phone: "13800138000", Code: code, Consents: stewardtest.DefaultConsents(env.Decl),
+				Fields: steward.FieldValues{"birthday": []byte(`"1990-05-17"`)}}
+			var wg sync.WaitGroup
+			var mu sync.Mutex
+			codes := map[string]int{}
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_, err := env.Service.Register(ctx, reg)
+					mu.Lock()
+					codes[steward.ErrorCode(err)]++
+					mu.Unlock()
+				}()
+			}
+			wg.Wait()
+			if codes[""] != 1 || codes[""]+codes[steward.ECONFLICT]+codes[steward.EFORBIDDEN] != 10 {
+				t.Fatalf("outcomes = %v, want one success and nine refusals", codes)
+			}
+			var n int
+			env.Store.Read(ctx, func(tx steward.Tx) error {
+				_, err := tx.LookupIndex(ctx, "phone", env.Keyring.BlindIndex("phone", "+8613800138000"))
+				if err == nil {
+					n = 1
+				}
+				return nil
+			})
+			if n != 1 {
+				t.Fatal("no account holds the number")
+			}
+		})
 	}
 }
