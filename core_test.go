@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/stewardhq/steward"
-	"github.com/stewardhq/steward/keyring"
 	stsql "github.com/stewardhq/steward/sql"
 	"github.com/stewardhq/steward/stewardtest"
 	"github.com/stewardhq/steward/wechat"
@@ -89,68 +88,10 @@ func TestNoPlaintextPIInStorage(t *testing.T) {
 	}
 }
 
-// copyStore takes a copy of the data store as a backup would: the SQLite database
-// and WAL files, or a pg_dump restored into a new database. It returns the copy's DSN.
-func copyStore(t *testing.T, env *stewardtest.Env) string {
-	t.Helper()
-	if env.Engine == stsql.SQLite {
-		dir := t.TempDir()
-		for _, name := range []string{"steward.db", "steward.db-wal", "steward.db-shm"} {
-			b, err := os.ReadFile(filepath.Join(env.Dir, name))
-			if os.IsNotExist(err) {
-				continue
-			} else if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return filepath.Join(dir, "steward.db")
-	}
-	dump, err := exec.Command("pg_dump", "--no-owner", env.DataDSN).Output()
-	if err != nil {
-		t.Fatalf("pg_dump: %v", err)
-	}
-	backup, _ := stewardtest.PostgresDatabases(t)
-	cmd := exec.Command("psql", "-q", "-v", "ON_ERROR_STOP=1", backup)
-	cmd.Stdin = bytes.NewReader(dump)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("restore: %v\n%s", err, out)
-	}
-	return backup
-}
+func copyStore(t *testing.T, env *stewardtest.Env) string { return env.CopyDataStore(t) }
 
-// openCopy reads every sealed field of subject id from the copy at dsn and tries
-// to open each with the key store and key file as they are now. It returns the
-// number of fields stored and the values it could open.
 func openCopy(t *testing.T, env *stewardtest.Env, dsn, id string) (int, steward.FieldValues) {
-	t.Helper()
-	ctx := context.Background()
-	st, err := stsql.OpenStore(ctx, dsn, stsql.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var sealed []steward.SealedField
-	if err := st.Read(ctx, func(tx steward.Tx) (err error) { sealed, err = tx.GetFields(ctx, id, nil); return err }); err != nil {
-		t.Fatal(err)
-	}
-	kr := keyring.New(env.KeyFile, env.KeyStore)
-	opened := steward.FieldValues{}
-	key, err := kr.SubjectKey(ctx, id)
-	if err != nil {
-		if steward.ErrorCode(err) != steward.EGONE {
-			t.Fatalf("subject key: %v, want EGONE", err)
-		}
-		return len(sealed), opened
-	}
-	for _, f := range sealed {
-		if v, err := key.Open(f.Field, f.Value); err == nil {
-			opened[f.Field] = v
-		}
-	}
-	return len(sealed), opened
+	return env.OpenCopy(t, dsn, id)
 }
 
 func TestErasureReachesBackups(t *testing.T) {

@@ -197,8 +197,17 @@ func TestRequestLifecycleOverTheWire(t *testing.T) {
 			resp, body = a.do("POST", "/v1/requests/"+second.ID+"/fulfil", a.support, nil, nil, nil)
 			wantErrorBody(t, "fulfil as support", resp, body, 403, steward.EFORBIDDEN, "requests.fulfil needs one of the roles privacy_officer, admin")
 			var got steward.RequestView
+			// A backup of the data store taken before the erasure…
+			before := a.CopyDataStore(t)
+			if n, opened := a.OpenCopy(t, before, reg.SubjectID); n == 0 || len(opened) != n {
+				t.Fatalf("before erasure the copy opens %d of %d fields", len(opened), n)
+			}
 			resp, body = a.do("POST", "/v1/requests/"+second.ID+"/fulfil", a.officer, nil, nil, &got)
 			a.want("fulfil", resp, body, 200)
+			// …holds the subject's sealed fields still, and none of them opens.
+			if n, opened := a.OpenCopy(t, before, reg.SubjectID); n == 0 || len(opened) != 0 {
+				t.Fatalf("after erasure the copy taken before holds %d fields and opens %d; want some and 0", n, len(opened))
+			}
 			if got.State != steward.RequestInProgress || got.Fulfilment != "waiting_for_steps" || len(got.PendingSteps) != 1 ||
 				got.PendingSteps[0].Kind != "recipient_notice" || got.PendingSteps[0].Target != rec.ID {
 				t.Fatalf("after fulfil = %s", body)
