@@ -33,6 +33,9 @@ func (s *Service) SendCode(ctx context.Context, phone, purpose string) (*CodeSen
 	if err != nil {
 		return nil, err
 	}
+	if !s.smsCapable(e164) {
+		return nil, Errorf(EINVALID, "phone must be a mobile number that can receive SMS; fixed lines and service numbers cannot")
+	}
 	target := s.keys.BlindIndex("phone", e164)
 	return s.sendCode(ctx, purpose, target, "", e164)
 }

@@ -449,3 +449,14 @@ func TestOneCodeOneAccount(t *testing.T) {
 		})
 	}
 }
+
+func TestCodesGoOnlyToMobileNumbers(t *testing.T) {
+	env := stewardtest.New(t, stsql.SQLite, stewardtest.Options{})
+	_, err := env.Service.SendCode(context.Background(), "010-6234 5678", steward.CodeRegister)
+	if steward.ErrorCode(err) != steward.EINVALID || !strings.Contains(steward.ErrorMessage(err), "mobile number") {
+		t.Fatalf("code to a Beijing landline: %v, want EINVALID naming mobile numbers", err)
+	}
+	if _, err := env.Service.SendCode(context.Background(), "138 0013 8000", steward.CodeRegister); err != nil {
+		t.Fatalf("code to a mobile number: %v", err)
+	}
+}

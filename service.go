@@ -27,10 +27,13 @@ type Config struct {
 	Store          Store
 	Keys           Keys
 	NormalizePhone func(raw, region string) (string, error) // E.164 normalizer (contacts.Normalize)
-	Now            func() time.Time
-	Logger         *slog.Logger
-	OTP            OTPPolicy
-	SessionTTL     time.Duration // default 30 days
+	// SMSCapable reports whether an E.164 number can receive SMS (contacts.CanReceiveSMS);
+	// nil accepts every number.
+	SMSCapable func(e164 string) bool
+	Now        func() time.Time
+	Logger     *slog.Logger
+	OTP        OTPPolicy
+	SessionTTL time.Duration // default 30 days
 	// Notify wakes the outbox worker after a message is queued; may be nil.
 	Notify func()
 	// WeChat exchanges WeChat authorization codes (wechat.go); nil turns WeChat
@@ -46,6 +49,7 @@ type Service struct {
 	store        Store
 	keys         Keys
 	phone        func(raw, region string) (string, error)
+	smsCapable   func(e164 string) bool
 	now          func() time.Time
 	log          *slog.Logger
 	otp          OTPPolicy
@@ -97,7 +101,10 @@ func NewService(c Config) *Service {
 	if c.Notify == nil {
 		c.Notify = func() {}
 	}
-	return &Service{decl: c.Declaration, store: c.Store, keys: c.Keys, phone: c.NormalizePhone, now: c.Now,
+	if c.SMSCapable == nil {
+		c.SMSCapable = func(string) bool { return true }
+	}
+	return &Service{decl: c.Declaration, store: c.Store, keys: c.Keys, phone: c.NormalizePhone, smsCapable: c.SMSCapable, now: c.Now,
 		log: c.Logger, otp: c.OTP, ttl: c.SessionTTL, notify: c.Notify,
 		wechat: c.WeChat, updateHooks: []UpdateHook{guardWeChatField}}
 }

@@ -124,7 +124,7 @@ func New(t testing.TB, engine string, o Options) *Env {
 	e.SMS = &outbox.MemorySink{}
 	e.Outbox = &outbox.Worker{Store: e.Store, Keys: keyring.Steward{Keyring: e.Keyring}, Sinks: map[string]outbox.Sink{"sms": e.SMS}, Now: e.Clock.Now}
 	e.Service = steward.NewService(steward.Config{Declaration: e.Decl, Store: e.Store, Keys: keyring.Steward{Keyring: e.Keyring},
-		NormalizePhone: contacts.Normalize, Now: e.Clock.Now, OTP: o.OTP, WeChat: o.WeChat})
+		NormalizePhone: contacts.Normalize, SMSCapable: contacts.CanReceiveSMS, Now: e.Clock.Now, OTP: o.OTP, WeChat: o.WeChat})
 	return e
 }
 
