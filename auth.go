@@ -63,8 +63,7 @@ func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, s
 		}
 		if last, err := tx.LatestCode(ctx, purpose, target); err == nil && now.Sub(last.CreatedAt) < s.otp.ResendInterval {
 			wait := s.otp.ResendInterval - now.Sub(last.CreatedAt)
-			return Errorf(ETOOMANY, "a code was sent %d seconds ago; wait %d seconds before asking again",
-				int(now.Sub(last.CreatedAt).Seconds()), int(wait.Seconds()+0.999))
+			return Errorf(ETOOMANY, "a code was sent to this number moments ago; wait %d seconds before asking again", int(wait.Seconds()+0.999))
 		} else if err != nil && ErrorCode(err) != ENOTFOUND {
 			return err
 		}

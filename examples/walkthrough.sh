@@ -5,8 +5,10 @@
 #
 # Starts its own server on a free port with a temporary data directory (or uses
 # STEWARD_URL, with STEWARD_DATA pointing at that server's data directory for the
-# development message sink and the CLI). Needs curl and jq. Exits non-zero on the
-# first unexpected answer; the last line reports how many steps passed.
+# development message sink and the CLI; start that server with
+# STEWARD_OTP_RESEND_INTERVAL=1s, since the walkthrough sends two codes to one number
+# within a minute). Needs curl and jq. Exits non-zero on the first unexpected answer;
+# the last line reports how many steps passed.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
