@@ -178,7 +178,7 @@ func TestSubjectFlow(t *testing.T) {
 				t.Fatalf("code sent (-want +got):\n%s", diff)
 			}
 			_, err = anon.SendCode(ctx, phone, steward.CodeRegister)
-			wantErr(t, "second code at once", err, steward.ETOOMANY, "a code was sent 0 seconds ago; wait 60 seconds before asking again")
+			wantErr(t, "second code at once", err, steward.ETOOMANY, "a code was sent to this number moments ago; wait 60 seconds before asking again")
 
 			reg, err := anon.Register(ctx, steward.Registration{Phone: phone, Code: a.LastCode(t, e164),
 				Fields: steward.FieldValues{"nickname": json.RawMessage(`"` + nickname + `"`), "birthday": json.RawMessage(`"1990-05-17"`),
