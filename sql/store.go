@@ -419,8 +419,19 @@ func (t *Tx) CountCodes(ctx context.Context, since time.Time, target []byte, cli
 }
 
 func (t *Tx) DeleteCodes(ctx context.Context, subjectID string, target []byte) error {
-	_, err := t.exec(ctx, "delete codes", `DELETE FROM one_time_codes WHERE subject_id = ? OR target = ?`, subjectID, target)
-	return err
+	// Each condition only with a value: an empty subject id would otherwise match
+	// every code not tied to an account.
+	if subjectID != "" {
+		if _, err := t.exec(ctx, "delete codes", `DELETE FROM one_time_codes WHERE subject_id = ?`, subjectID); err != nil {
+			return err
+		}
+	}
+	if len(target) > 0 {
+		if _, err := t.exec(ctx, "delete codes", `DELETE FROM one_time_codes WHERE target = ?`, target); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (t *Tx) CreateSession(ctx context.Context, s *steward.Session) error {
