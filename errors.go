@@ -19,10 +19,11 @@ const (
 	ETOOMANY      = "ETOOMANY"      // 429: a rate limit or attempt limit was reached
 	EINTERNAL     = "EINTERNAL"     // 500: a fault on Steward's side; details are only in the log
 	EUNAVAILABLE  = "EUNAVAILABLE"  // 503: a dependency (database, key store) does not answer
+	EMETHOD       = "EMETHOD"       // 405: the path exists but does not take this method
 )
 
 // ErrorCodes lists every error code in the order they were added.
-var ErrorCodes = []string{EINVALID, EUNAUTHORIZED, EFORBIDDEN, ENOTFOUND, ECONFLICT, EGONE, ETOOLARGE, EUNSUPPORTED, ETOOMANY, EINTERNAL, EUNAVAILABLE}
+var ErrorCodes = []string{EINVALID, EUNAUTHORIZED, EFORBIDDEN, ENOTFOUND, ECONFLICT, EGONE, ETOOLARGE, EUNSUPPORTED, ETOOMANY, EINTERNAL, EUNAVAILABLE, EMETHOD}
 
 // Error is the error every Steward operation returns for failures a caller can act on.
 // Message is the only text shown to users and API clients and never holds personal

@@ -21,6 +21,7 @@ var statuses = map[string]int{
 	steward.ETOOMANY:      http.StatusTooManyRequests,
 	steward.EINTERNAL:     http.StatusInternalServerError,
 	steward.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	steward.EMETHOD:       http.StatusMethodNotAllowed,
 }
 
 // StatusOf returns the HTTP status for an error code: 400 for EINVALID, 401 for

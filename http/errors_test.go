@@ -19,7 +19,7 @@ import (
 
 func TestStatusTable(t *testing.T) {
 	want := map[string]int{"EINVALID": 400, "EUNAUTHORIZED": 401, "EFORBIDDEN": 403, "ENOTFOUND": 404, "ECONFLICT": 409, "EGONE": 410,
-		"ETOOLARGE": 413, "EUNSUPPORTED": 415, "ETOOMANY": 429, "EINTERNAL": 500, "EUNAVAILABLE": 503}
+		"ETOOLARGE": 413, "EUNSUPPORTED": 415, "ETOOMANY": 429, "EINTERNAL": 500, "EUNAVAILABLE": 503, "EMETHOD": 405}
 	got := map[string]int{}
 	for _, c := range steward.ErrorCodes {
 		got[c] = StatusOf(c)
@@ -30,7 +30,7 @@ func TestStatusTable(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("status table (-want +got):\n%s", diff)
 	}
-	for status, code := range map[int]string{502: "EUNAVAILABLE", 504: "EUNAVAILABLE", 501: "EINTERNAL", 405: "EINVALID", 418: "EINVALID", 200: ""} {
+	for status, code := range map[int]string{502: "EUNAVAILABLE", 504: "EUNAVAILABLE", 501: "EINTERNAL", 405: "EMETHOD", 418: "EINVALID", 200: ""} {
 		if got := CodeOf(status); got != code {
 			t.Errorf("CodeOf(%d) = %q, want %q", status, got, code)
 		}
@@ -92,7 +92,7 @@ func TestRequestErrors(t *testing.T) {
 				{"unknown route", "GET", "/v1/nothing", "", "", nil,
 					404, "ENOTFOUND", "no such route"},
 				{"wrong method", "PUT", "/v1/me", reg.Token, "application/json", strings.NewReader(`{}`),
-					404, "ENOTFOUND", "PUT is not served at this path; it accepts GET, PATCH"},
+					405, "EMETHOD", "PUT is not served at this path; it accepts GET, PATCH"},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
 					resp, body := a.raw(tc.method, tc.path, tc.token, tc.ctype, tc.body)

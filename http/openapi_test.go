@@ -160,11 +160,17 @@ func (d *apiDoc) check(t testing.TB, req *http.Request, resp *http.Response, bod
 			}
 		}
 	} else {
-		// No route serves this method and path: the answer must be the shared 404.
-		if resp.StatusCode != http.StatusNotFound {
-			t.Errorf("%s: unrouted request answered %d, want 404", what, resp.StatusCode)
+		// No route serves this method and path: 405 when the path takes other
+		// methods (with Allow), the shared 404 otherwise.
+		switch {
+		case tmpl != "" && resp.StatusCode == http.StatusMethodNotAllowed && resp.Header.Get("Allow") != "":
+			respPtr, tmpl = "/components/responses/MethodNotAllowed", "(other method)"
+		case tmpl == "" && resp.StatusCode == http.StatusNotFound:
+			respPtr, tmpl = "/components/responses/NotFound", "(unrouted)"
+		default:
+			t.Errorf("%s: unrouted request answered %d (Allow %q)", what, resp.StatusCode, resp.Header.Get("Allow"))
+			return
 		}
-		respPtr, tmpl = "/components/responses/NotFound", "(unrouted)"
 	}
 	r, ptr := d.lookup(respPtr)
 	if r == nil {

@@ -350,9 +350,8 @@ func requestID(w http.ResponseWriter) string {
 	return ""
 }
 
-// handleNoRoute answers requests no route matches: ENOTFOUND, with an Allow header
-// when the path exists under other methods. (There is no error code for 405;
-// see doc/api.md.)
+// handleNoRoute answers requests no route matches: 405 EMETHOD with an Allow
+// header when the path exists under other methods, 404 ENOTFOUND otherwise.
 func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 	var allow []string
 	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodPut, http.MethodDelete} {
@@ -366,7 +365,7 @@ func (s *Server) handleNoRoute(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(allow) > 0 {
 		w.Header().Set("Allow", strings.Join(allow, ", "))
-		s.Error(w, r, steward.Errorf(steward.ENOTFOUND, "%s is not served at this path; it accepts %s", r.Method, strings.Join(allow, ", ")))
+		s.Error(w, r, steward.Errorf(steward.EMETHOD, "%s is not served at this path; it accepts %s", r.Method, strings.Join(allow, ", ")))
 		return
 	}
 	s.Error(w, r, steward.Errorf(steward.ENOTFOUND, "no such route"))
