@@ -128,7 +128,10 @@ func runRecipients(ctx context.Context, args []string, stdout, stderr io.Writer)
 			printError(stderr, "steward recipients list", err)
 			return 1
 		}
-		enc.Encode(list)
+		if list == nil {
+			list = []steward.Recipient{}
+		}
+		enc.Encode(stewardhttp.RecipientList{Recipients: list}) // the API's shape
 		return 0
 	case "notices":
 		var f steward.NoticeFilter

@@ -30,3 +30,16 @@ func TestRecipientsNoticesShape(t *testing.T) {
 		}
 	}
 }
+
+// TestRecipientsListShape checks `steward recipients list` prints the object
+// GET /v1/recipients answers, with the recipient added by `recipients add`.
+func TestRecipientsListShape(t *testing.T) {
+	dir := t.TempDir()
+	if _, _, err := keyring.LoadOrCreateKeyFile(filepath.Join(dir, "steward.key")); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"recipients", "list", "--data", dir}, &out, &errb); code != 0 || out.String() != "{\n  \"recipients\": []\n}\n" {
+		t.Fatalf("recipients list: exit %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+}
