@@ -523,6 +523,19 @@ func (s *Service) withdraw(ctx context.Context, id, purpose, method string) (*Co
 	return rc, err
 }
 
+// declaredOnly returns the names that are declared fields, "?" for the others.
+func declaredOnly(d *Declaration, names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if _, ok := d.Field(n); ok {
+			out = append(out, n)
+		} else {
+			out = append(out, "?")
+		}
+	}
+	return out
+}
+
 // withdrawalDetail starts the detail of the audit entry listing the fields a
 // withdrawal erased; the consent event id follows.
 const withdrawalDetail = "deleted on withdrawal event="
@@ -622,18 +635,33 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 	if a.Kind != ActorApp {
 		return nil, Errorf(EFORBIDDEN, "only client apps read subjects' data under a purpose")
 	}
+	// refuse records a refused read in the access log, then answers err. Only
+	// declared names reach the log: callers' strings are not trusted to hold no PI.
+	refuse := func(names []string, err error) (FieldValues, error) {
+		logged, loggedPurpose, detail := declaredOnly(s.decl, names), purpose, ErrorMessage(err)
+		if _, ok := s.decl.Purpose(purpose); !ok {
+			loggedPurpose, detail = "", "undeclared purpose"
+		}
+		if aerr := s.store.Audit(ctx, s.audit(ctx, AuditReadDenied, subjectID, loggedPurpose, logged, detail)); aerr != nil {
+			return nil, aerr
+		}
+		return nil, err
+	}
 	p, ok := s.decl.Purpose(purpose)
 	if !ok {
-		return nil, Errorf(EINVALID, "purpose %q is not declared", purpose)
+		return refuse(fields, Errorf(EINVALID, "purpose %q is not declared", purpose))
 	}
 	if !s.decl.AppMayUse(a.ID, purpose) {
-		return nil, Errorf(EFORBIDDEN, "client app %s is not declared for purpose %s", a.ID, purpose)
+		return refuse(fields, Errorf(EFORBIDDEN, "client app %s is not declared for purpose %s", a.ID, purpose))
 	}
 	names := p.Fields
 	if len(fields) > 0 {
 		for _, f := range fields {
+			if _, declared := s.decl.Field(f); !declared {
+				return refuse(fields, Errorf(EINVALID, "fields names a field that is not declared"))
+			}
 			if !slices.Contains(p.Fields, f) {
-				return nil, Errorf(EFORBIDDEN, "field %s is not processed for purpose %s", f, purpose)
+				return refuse(fields, Errorf(EFORBIDDEN, "field %s is not processed for purpose %s", f, purpose))
 			}
 		}
 		names = fields
@@ -663,10 +691,7 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 		return nil, err
 	}
 	if denied != nil {
-		if err := s.store.Audit(ctx, s.audit(ctx, AuditReadDenied, subjectID, purpose, names, ErrorMessage(denied))); err != nil {
-			return nil, err
-		}
-		return nil, denied
+		return refuse(names, denied)
 	}
 	values, err := s.openFields(ctx, subjectID, sealed)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -298,7 +299,7 @@ func TestAppWithoutConsentGetsNoDeviceIDs(t *testing.T) {
 					actions = append(actions, e.Action+"/"+e.Purpose)
 				}
 			}
-			if got := strings.Join(actions, " "); got != "subject.read/risk_control subject.read_denied/risk_control" {
+			if got := strings.Join(actions, " "); got != "subject.read/risk_control subject.read_denied/risk_control subject.read_denied/account" {
 				t.Errorf("access log for the app = %s", got)
 			}
 		})
@@ -458,5 +459,47 @@ func TestCodesGoOnlyToMobileNumbers(t *testing.T) {
 	}
 	if _, err := env.Service.SendCode(context.Background(), "138 0013 8000", steward.CodeRegister); err != nil {
 		t.Fatalf("code to a mobile number: %v", err)
+	}
+}
+
+// TestEveryRefusedReadIsLogged: refusals for an undeclared purpose, a purpose the
+// app is not declared for, a field outside the purpose and a missing consent all
+// reach the subject's access log, with declared names only.
+func TestEveryRefusedReadIsLogged(t *testing.T) {
+	env := stewardtest.New(t, stsql.SQLite, stewardtest.Options{})
+	reg := env.Register(t, "+8613800138000", nil)
+	app := stewardtest.App("risk-engine")
+	for _, c := range []struct {
+		app     context.Context
+		purpose string
+		fields  []string
+		code    string
+	}{
+		{app, "no_such_purpose", nil, steward.EINVALID},
+		{app, "account", nil, steward.EFORBIDDEN},                              // app not declared for it
+		{app, "risk_control", []string{"nickname"}, steward.EFORBIDDEN},        // field outside the purpose
+		{app, "risk_control", []string{"+8613800138000"}, steward.EINVALID},    // not a field at all
+		{stewardtest.App("app"), "location_services", nil, steward.EFORBIDDEN}, // no consent
+	} {
+		if _, err := env.Service.ReadForPurpose(c.app, reg.SubjectID, c.purpose, c.fields); steward.ErrorCode(err) != c.code {
+			t.Fatalf("read %s %v: %v, want %s", c.purpose, c.fields, err, c.code)
+		}
+	}
+	x, err := env.Service.ExportMe(stewardtest.Subject(reg.SubjectID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, e := range x.AccessLog {
+		if e.Action == steward.AuditReadDenied {
+			got = append(got, e.Purpose+":"+strings.Join(e.Fields, ","))
+		}
+	}
+	want := ":|account:|risk_control:nickname|risk_control:?|location_services:location"
+	if strings.Join(got, "|") != want {
+		t.Errorf("refusals logged = %q, want %q", strings.Join(got, "|"), want)
+	}
+	if b, _ := json.Marshal(x.AccessLog); bytes.Contains(b, []byte("8613800138000")) || bytes.Contains(b, []byte("no_such_purpose")) {
+		t.Error("a caller's string reached the access log")
 	}
 }
