@@ -599,7 +599,7 @@ func (s *Service) ConsentReceipt(ctx context.Context, eventID string) (*ConsentR
 		}
 		p, _ := s.decl.Purpose(e.Purpose)
 		rc := &ConsentReceipt{ReceiptID: e.ID, Version: "steward.consent-receipt/v1", Controller: s.decl.Controller, SubjectID: e.SubjectID,
-			NoticeVersion: e.NoticeVersion, Event: e, IssuedAt: s.Now(), SensitiveFields: []string{}}
+			NoticeVersion: e.NoticeVersion, Event: e, IssuedAt: e.At, SensitiveFields: []string{}}
 		if p != nil {
 			rc.Purpose = *p
 			if sf := s.decl.SensitiveFields(p); sf != nil {
