@@ -95,13 +95,13 @@ func (v *AuditVerifier) Check(e AuditEntry) error {
 		v.next = 1
 	}
 	if e.Seq != v.next {
-		return fmt.Errorf("audit: entry %d: expected sequence %d (an entry is missing or out of order)", e.Seq, v.next)
+		return fmt.Errorf("entry %d: expected sequence %d (an entry is missing or out of order)", e.Seq, v.next)
 	}
 	if !bytes.Equal(e.PrevHash, v.prev) {
-		return fmt.Errorf("audit: entry %d: previous hash does not match entry %d", e.Seq, e.Seq-1)
+		return fmt.Errorf("entry %d: previous hash does not match entry %d", e.Seq, e.Seq-1)
 	}
 	if want := e.ComputeHash(v.prev); !bytes.Equal(want, e.Hash) {
-		return fmt.Errorf("audit: entry %d: hash mismatch (stored %s, computed %s): the entry was altered", e.Seq, short(e.Hash), short(want))
+		return fmt.Errorf("entry %d: hash mismatch (stored %s, computed %s): the entry was altered", e.Seq, short(e.Hash), short(want))
 	}
 	v.prev = e.Hash
 	v.next++
@@ -118,10 +118,10 @@ func (v *AuditVerifier) CheckHead(seq int64, hash []byte) error {
 		last = 0
 	}
 	if seq != last {
-		return fmt.Errorf("audit: the head names entry %d but the chain ends at entry %d: entries were removed from the end", seq, last)
+		return fmt.Errorf("the head names entry %d but the chain ends at entry %d: entries were removed from the end", seq, last)
 	}
 	if !bytes.Equal(hash, v.prev) {
-		return fmt.Errorf("audit: the head's hash %s does not match entry %d's %s", short(hash), last, short(v.prev))
+		return fmt.Errorf("the head's hash %s does not match entry %d's %s", short(hash), last, short(v.prev))
 	}
 	return nil
 }
@@ -135,14 +135,21 @@ func short(b []byte) string {
 }
 
 // VerifyAudit walks both hash chains, the audit trail of changes and the access
-// log of reads, and checks every link. It returns the number of entries verified,
-// or an error naming the chain and the first bad entry's sequence number. Staff
-// with the auditor role, admins and the system may call it.
+// log of reads, and checks every link (see VerifyChains). Staff with the auditor
+// role, admins and the system may call it.
 func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {
 	a := ActorFrom(ctx)
 	if a.Kind != ActorSystem && !a.HasRole(RoleAuditor) {
 		return 0, Errorf(EFORBIDDEN, "only auditors may verify the audit trail")
 	}
+	return VerifyChains(ctx, s.store)
+}
+
+// VerifyChains checks every link of the audit trail and of the access log in st,
+// and that each chain ends at its recorded head. It needs no keys. It returns the
+// number of entries verified, or an error naming the chain ("audit trail" or
+// "access log") and the first bad entry's sequence number.
+func VerifyChains(ctx context.Context, st Store) (int64, error) {
 	var changes, reads AuditVerifier
 	verify := func(tx Tx, v *AuditVerifier) error {
 		// The head is read first: entries appended during the scan come after it.
@@ -160,10 +167,10 @@ func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {
 		}
 		return v.CheckHead(seq, hash)
 	}
-	if err := s.store.Read(ctx, func(tx Tx) error { return verify(tx, &changes) }); err != nil {
+	if err := st.Read(ctx, func(tx Tx) error { return verify(tx, &changes) }); err != nil {
 		return changes.Count, fmt.Errorf("audit trail: %w", err)
 	}
-	if err := s.store.ReadAccess(ctx, func(tx Tx) error { return verify(tx, &reads) }); err != nil {
+	if err := st.ReadAccess(ctx, func(tx Tx) error { return verify(tx, &reads) }); err != nil {
 		return changes.Count + reads.Count, fmt.Errorf("access log: %w", err)
 	}
 	return changes.Count + reads.Count, nil
@@ -172,16 +179,21 @@ func (s *Service) VerifyAudit(ctx context.Context) (int64, error) {
 // AuditHeads returns the sequence number and hash of the last entry of the audit
 // trail and of the access log. Recording them outside Steward (a ticket, a signed
 // mail, a transparency log) anchors the chains: a later rewrite of the whole
-// database no longer matches them.
+// database no longer matches them. Auditors, admins and the system may call it.
 func (s *Service) AuditHeads(ctx context.Context) (trail, access AuditHead, err error) {
 	a := ActorFrom(ctx)
 	if a.Kind != ActorSystem && !a.HasRole(RoleAuditor) {
 		return trail, access, Errorf(EFORBIDDEN, "only auditors may read the audit heads")
 	}
-	if err = s.store.Read(ctx, func(tx Tx) (err error) { trail.Seq, trail.Hash, err = tx.AuditHead(ctx); return err }); err != nil {
+	return ChainHeads(ctx, s.store)
+}
+
+// ChainHeads returns the heads of the audit trail and the access log in st.
+func ChainHeads(ctx context.Context, st Store) (trail, access AuditHead, err error) {
+	if err = st.Read(ctx, func(tx Tx) (err error) { trail.Seq, trail.Hash, err = tx.AuditHead(ctx); return err }); err != nil {
 		return
 	}
-	err = s.store.ReadAccess(ctx, func(tx Tx) (err error) { access.Seq, access.Hash, err = tx.AuditHead(ctx); return err })
+	err = st.ReadAccess(ctx, func(tx Tx) (err error) { access.Seq, access.Hash, err = tx.AuditHead(ctx); return err })
 	return
 }
 

@@ -1,10 +1,13 @@
 package main
 
 import (
+	"os"
+
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	stsql "github.com/stewardhq/steward/sql"
 	"io"
 	"strings"
 	"time"
@@ -41,17 +44,39 @@ func runAudit(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, "usage: steward audit verify [--data DIR | --database URL]")
 		return 2
 	}
-	a, sctx, _, code := openAdmin(ctx, "audit verify", args[1:], stderr, nil)
-	if a == nil {
-		return code
+	fs := flag.NewFlagSet("steward audit verify", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := registerConfigFlags(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
 	}
-	defer a.Close()
-	n, err := a.svc.VerifyAudit(sctx)
+	cfg, err := loadConfig(fs, *configPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "audit trail BROKEN after %d good entries: %v\n", n, err)
+		fmt.Fprintln(stderr, "steward audit verify:", err)
+		return 2
+	}
+	// Verifying needs no keys and must not create what it checks: on SQLite both
+	// chains' files must be there already.
+	if cfg.Database == "" {
+		for _, path := range []string{cfg.DataDSN(), stsql.AccessDSN(cfg.DataDSN())} {
+			if _, err := os.Stat(path); err != nil {
+				fmt.Fprintf(stderr, "steward audit verify: BROKEN: %s is missing: the chain it holds cannot be verified\n", path)
+				return 1
+			}
+		}
+	}
+	st, err := stsql.OpenStore(ctx, cfg.DataDSN(), stsql.Options{Synchronous: cfg.Synchronous})
+	if err != nil {
+		printError(stderr, "steward audit verify", err)
 		return 1
 	}
-	trail, access, err := a.svc.AuditHeads(sctx)
+	defer st.Close()
+	n, err := steward.VerifyChains(ctx, st)
+	if err != nil {
+		fmt.Fprintf(stderr, "steward audit verify: BROKEN: %v\n", err)
+		return 1
+	}
+	trail, access, err := steward.ChainHeads(ctx, st)
 	if err != nil {
 		printError(stderr, "steward audit verify", err)
 		return 1

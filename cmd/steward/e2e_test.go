@@ -96,3 +96,38 @@ func TestAuditVerifyCommand(t *testing.T) {
 		t.Fatalf("verify tampered: exit %d, stderr %q", code, stderr.String())
 	}
 }
+
+// TestAuditVerifyNeedsNoKeysAndCreatesNothing: verifying works without the key
+// file and fails, creating nothing, when the access log's file is gone.
+func TestAuditVerifyNeedsNoKeysAndCreatesNothing(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	cfg := defaultConfig()
+	cfg.Data = dir
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	a, err := openApp(ctx, cfg, newLogger(&stderr, "error"), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if err := os.Remove(filepath.Join(dir, "steward.key")); err != nil {
+		t.Fatal(err)
+	}
+	if code := run(ctx, []string{"audit", "verify", "--data", dir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("verify without the key file: exit %d, %s", code, stderr.String())
+	}
+	for _, name := range []string{"steward-access.db", "steward-access.db-wal", "steward-access.db-shm"} {
+		os.Remove(filepath.Join(dir, name))
+	}
+	stderr.Reset()
+	code := run(ctx, []string{"audit", "verify", "--data", dir}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "steward-access.db is missing") {
+		t.Fatalf("verify without the access log: exit %d, %q", code, stderr.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "steward-access.db")); !os.IsNotExist(err) {
+		t.Fatal("verify created the access log it could not find")
+	}
+}
