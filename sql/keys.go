@@ -2,6 +2,8 @@ package sql
 
 import (
 	"context"
+	"io/fs"
+	"path/filepath"
 	"time"
 
 	"github.com/stewardhq/steward"
@@ -95,4 +97,21 @@ func (k *KeyStore) DestroyKey(ctx context.Context, subjectID string) ([]string, 
 		return nil, mapErr(err, "purge destroyed key")
 	}
 	return []string{keyID}, nil
+}
+
+// SharesDatabaseWith reports whether the key store lives in the same database as
+// the data store s, however differently their addresses are written: the data
+// store's migration record then lists the key store's migrations too. The key
+// store must be a database of its own, or destroying a key would not reach the
+// copies of the data.
+func (k *KeyStore) SharesDatabaseWith(ctx context.Context, s *Store) (bool, error) {
+	names, err := fs.Glob(keyMigrations, "keymigrations/*.sql")
+	if err != nil || len(names) == 0 {
+		return false, err
+	}
+	var n int
+	err = s.readTx(ctx, func(tx *Tx) error {
+		return tx.row(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE name = ?`, filepath.Base(names[0])).Scan(&n)
+	})
+	return n > 0, mapErr(err, "compare databases")
 }

@@ -58,6 +58,13 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 		a.store.Close()
 		return nil, fmt.Errorf("key store: %w", err)
 	}
+	if same, err := a.keyStore.SharesDatabaseWith(ctx, a.store); err != nil || same {
+		a.Close()
+		if err == nil {
+			err = errors.New("keys_database names the same database as database; the key store must be a database of its own, or destroying a key would not reach the copies of the data")
+		}
+		return nil, fmt.Errorf("key store: %w", err)
+	}
 	kr := keyring.New(a.keyFile, keyring.CachedKeyStore(a.keyStore, 0, 0))
 	a.keys = keyring.Steward{Keyring: kr}
 	a.outbox = &outbox.Worker{Store: a.store, Keys: a.keys, Logger: log,

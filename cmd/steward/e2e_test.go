@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/stewardhq/steward/keyring"
+	"github.com/stewardhq/steward/stewardtest"
 	_ "modernc.org/sqlite"
 )
 
@@ -129,5 +131,24 @@ func TestAuditVerifyNeedsNoKeysAndCreatesNothing(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "steward-access.db")); !os.IsNotExist(err) {
 		t.Fatal("verify created the access log it could not find")
+	}
+}
+
+// TestKeyStoreMustBeItsOwnDatabase: the same PostgreSQL database written two ways
+// for database and keys_database is refused.
+func TestKeyStoreMustBeItsOwnDatabase(t *testing.T) {
+	data, _ := stewardtest.PostgresDatabases(t)
+	other := strings.Replace(data, "127.0.0.1:5432", "127.0.0.1", 1) + "&application_name=x"
+	if other == data+"&application_name=x" {
+		other = data + "&application_name=x"
+	}
+	dir := t.TempDir()
+	if _, _, err := keyring.LoadOrCreateKeyFile(filepath.Join(dir, "steward.key")); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"migrate", "--data", dir, "--database", data, "--keys-database", other}, &stdout, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "the key store must be a database of its own") {
+		t.Fatalf("migrate with one database for both: exit %d, %q", code, stderr.String())
 	}
 }
