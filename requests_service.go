@@ -1541,16 +1541,18 @@ func (rs *RequestService) listForExport(ctx context.Context, tx Tx, subjectID st
 
 // ---- Reminders ----
 
-// RemindDue queues a reminder to the controller's e-mail address (declaration
-// controller.email; channel "email", kind "reminder") for every open request whose
-// deadline is within DueSoonWithin of now or has passed: one reminder per request
-// per threshold (due_soon, overdue), however often it runs and on however many
-// nodes. Each reminder and its record are written in one transaction. It returns
-// the number of reminders queued; with no controller e-mail it queues nothing.
+// RemindDue queues a reminder for every open request whose deadline is within
+// DueSoonWithin of now or has passed: to the controller's e-mail address
+// (declaration controller.email; channel "email", kind "reminder"), or, when the
+// declaration names none, to the privacy officers on the staff channel (channel
+// "staff", to "role:privacy_officer"). One reminder per request per threshold
+// (due_soon, overdue), however often it runs and on however many nodes. Each
+// reminder and its record are written in one transaction. It returns the number
+// of reminders queued.
 func (rs *RequestService) RemindDue(ctx context.Context, now time.Time) (int, error) {
-	to := rs.svc.decl.Controller.Email
+	channel, to := "email", rs.svc.decl.Controller.Email
 	if to == "" {
-		return 0, nil
+		channel, to = "staff", "role:"+RolePrivacyOfficer
 	}
 	now = now.UTC().Truncate(time.Microsecond)
 	var recs []RequestRecord
@@ -1584,7 +1586,7 @@ func (rs *RequestService) RemindDue(ctx context.Context, now time.Time) (int, er
 			if added, err = tx.AddReminder(ctx, r.ID, threshold, now); err != nil || !added {
 				return err
 			}
-			if err := rs.svc.enqueue(ctx, tx, "email", "reminder", "", MessagePayload{To: to, Subject: subject, Body: body}); err != nil {
+			if err := rs.svc.enqueue(ctx, tx, channel, "reminder", "", MessagePayload{To: to, Subject: subject, Body: body}); err != nil {
 				return err
 			}
 			return tx.AppendAudit(ctx, rs.svc.audit(ctx, AuditRequestReminder, r.SubjectID, "", nil, "request="+r.ID+" threshold="+threshold))

@@ -13,6 +13,7 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/declaration"
+	"github.com/stewardhq/steward/outbox"
 	"github.com/stewardhq/steward/stewardtest"
 )
 
@@ -505,6 +506,28 @@ func TestRequestPermissions(t *testing.T) {
 		if got := steward.MayRequest(a, c.perm); got != c.want {
 			t.Errorf("%s %s = %v, want %v", c.role, c.perm, got, c.want)
 		}
+	}
+}
+
+// Without a controller e-mail in the declaration, reminders go to the privacy
+// officers on the staff channel.
+func TestRemindersWithoutControllerEmail(t *testing.T) {
+	e := newReqEnv(t, "sqlite", nil)
+	reg := e.Register(t, reqPhone, nil)
+	v := e.fileVerified(t, stewardtest.Subject(reg.SubjectID), reqPhone, steward.RequestInput{Type: steward.RequestAccess})
+	e.Clock.Set(v.DueAt.Add(time.Hour))
+	n, err := e.RS.RemindDue(context.Background(), e.Clock.Now())
+	if err != nil || n != 1 {
+		t.Fatalf("reminders = %d, %v; want 1", n, err)
+	}
+	staff := &outbox.MemorySink{}
+	e.Outbox.Sinks["staff"] = staff
+	if _, err := e.Outbox.DeliverDue(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m, ok := staff.Last("role:privacy_officer")
+	if !ok || m.Subject != "Overdue: rights request "+v.ID {
+		t.Fatalf("staff reminder = %+v, %v", m, ok)
 	}
 }
 

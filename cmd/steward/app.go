@@ -68,7 +68,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 	kr := keyring.New(a.keyFile, keyring.CachedKeyStore(a.keyStore, 0, 0))
 	a.keys = keyring.Steward{Keyring: kr}
 	a.outbox = &outbox.Worker{Store: a.store, Keys: a.keys, Logger: log,
-		Sinks: map[string]outbox.Sink{"sms": &outbox.FileSink{Path: cfg.DevSink}, "email": &outbox.FileSink{Path: cfg.DevSink}, "push": &outbox.FileSink{Path: cfg.DevSink}}}
+		Sinks: map[string]outbox.Sink{"sms": &outbox.FileSink{Path: cfg.DevSink}, "email": &outbox.FileSink{Path: cfg.DevSink}, "push": &outbox.FileSink{Path: cfg.DevSink}, "staff": &outbox.FileSink{Path: cfg.DevSink}}}
 	a.svc = steward.NewService(steward.Config{Declaration: a.decl, Store: a.store, Keys: a.keys, NormalizePhone: contacts.Normalize, SMSCapable: contacts.CanReceiveSMS,
 		Logger: log, Notify: a.outbox.Notify, OTP: steward.OTPPolicy{PerPhonePerHour: cfg.OTP.PerPhonePerHour,
 			PerClientPerHour: cfg.OTP.PerClientPerHour, ResendInterval: cfg.OTP.ResendInterval}, WeChat: cfg.wechatProvider()})
