@@ -37,21 +37,26 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 	if len(query) > 0 {
 		u += "?" + query.Encode()
 	}
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return nil, fmt.Errorf("http: encode request: %w", err)
-		}
-		body = bytes.NewReader(b)
+	if in == nil {
+		return c.send(ctx, method, u, "", nil, out)
 	}
+	b, err := json.Marshal(in)
+	if err != nil {
+		return nil, fmt.Errorf("http: encode request: %w", err)
+	}
+	return c.send(ctx, method, u, "application/json", bytes.NewReader(b), out)
+}
+
+// send makes one request with body (of contentType, if body is not nil) and
+// decodes a 2xx JSON answer into out; other answers become *steward.Error.
+func (c *Client) send(ctx context.Context, method, u, contentType string, body io.Reader, out any) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, body)
 	if err != nil {
 		return nil, steward.WrapError(steward.EINVALID, "the request could not be built", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

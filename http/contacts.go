@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -217,29 +216,9 @@ func (s *Server) handleDeleteLocation(w http.ResponseWriter, r *http.Request) {
 // many numbers, not an address book, or holding no valid number (the stored book
 // is then kept: DeleteMyContacts removes it).
 func (c *Client) ImportContacts(ctx context.Context, contentType string, book io.Reader) (*steward.ContactImport, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+"/v1/me/contacts", book)
-	if err != nil {
-		return nil, steward.WrapError(steward.EINVALID, "the request could not be built", err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "Bearer "+c.Token)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		return nil, steward.WrapError(steward.EUNAVAILABLE, "Steward does not answer", err)
-	}
-	defer resp.Body.Close()
-	rd := io.LimitReader(resp.Body, maxResponseBytes)
-	if resp.StatusCode != http.StatusOK {
-		return nil, responseError(resp.StatusCode, rd)
-	}
 	var out steward.ContactImport
-	if err := json.NewDecoder(rd).Decode(&out); err != nil {
-		return nil, steward.WrapError(steward.EINTERNAL, "the answer from Steward could not be read", err)
+	if _, err := c.send(ctx, http.MethodPost, strings.TrimSuffix(c.BaseURL, "/")+"/v1/me/contacts", contentType, book, &out); err != nil {
+		return nil, err
 	}
 	return &out, nil
 }
