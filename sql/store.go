@@ -8,7 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stewardhq/steward"
 )
 
@@ -146,8 +145,6 @@ func notFound(what string, err error) error {
 	return mapErr(err, "read "+what)
 }
 
-// NewID returns a random, time-ordered opaque id (UUIDv7).
-func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 
 func (t *Tx) CreateSubject(ctx context.Context, s *steward.Subject) error {
 	_, err := t.exec(ctx, "insert subject", `INSERT INTO subjects (id, status, region, key_id, created_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?)`,
@@ -531,7 +528,7 @@ func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) er
 	for _, e := range entries {
 		seq++
 		if e.ID == "" {
-			e.ID = NewID()
+			e.ID = steward.NewID()
 		}
 		e.At = e.At.UTC().Truncate(time.Microsecond)
 		e.Seq, e.PrevHash = seq, prev
@@ -622,7 +619,7 @@ func (t *Tx) AuditBySubject(ctx context.Context, subjectID string) ([]steward.Au
 
 func (t *Tx) Enqueue(ctx context.Context, m *steward.OutboxMessage) error {
 	if m.ID == "" {
-		m.ID = NewID()
+		m.ID = steward.NewID()
 	}
 	_, err := t.exec(ctx, "insert outbox", `INSERT INTO outbox (id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		m.ID, m.Channel, m.SubjectID, m.Kind, m.Payload, m.Attempts, micros(m.CreatedAt), micros(m.NextAttemptAt))
