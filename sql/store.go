@@ -145,7 +145,6 @@ func notFound(what string, err error) error {
 	return mapErr(err, "read "+what)
 }
 
-
 func (t *Tx) CreateSubject(ctx context.Context, s *steward.Subject) error {
 	_, err := t.exec(ctx, "insert subject", `INSERT INTO subjects (id, status, region, key_id, created_at, cancelled_at) VALUES (?, ?, ?, ?, ?, ?)`,
 		s.ID, s.Status, s.Region, s.KeyID, micros(s.CreatedAt), micros(s.CancelledAt))
