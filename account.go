@@ -3,6 +3,7 @@ package steward
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 )
@@ -668,11 +669,9 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 	}
 	var sealed []SealedField
 	var denied error
-	err := s.store.Read(ctx, func(tx Tx) error {
-		snap, err := tx.PurposeSnapshot(ctx, subjectID, purpose, names)
-		if err != nil {
-			return err
-		}
+	// check decides on a snapshot; with legal holds on the subject the read guards
+	// decide too, inside the transaction (tx nil: none was opened).
+	check := func(tx Tx, snap *PurposeSnapshot) error {
 		if snap.Status != SubjectActive {
 			return Errorf(EGONE, "the subject's account was cancelled and its data erased")
 		}
@@ -680,13 +679,32 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 			return nil
 		}
 		if snap.Holds > 0 {
+			if tx == nil {
+				return errNeedsTx
+			}
 			if denied = s.guardRead(ctx, tx, subjectID, purpose, names); denied != nil {
 				return nil
 			}
 		}
 		sealed = snap.Fields
 		return nil
-	})
+	}
+	err := errNeedsTx
+	if sr, ok := s.store.(SnapshotReader); ok {
+		var snap *PurposeSnapshot
+		if snap, err = sr.PurposeSnapshot(ctx, subjectID, purpose, names); err == nil {
+			err = check(nil, snap)
+		}
+	}
+	if err == errNeedsTx {
+		err = s.store.Read(ctx, func(tx Tx) error {
+			snap, err := tx.PurposeSnapshot(ctx, subjectID, purpose, names)
+			if err != nil {
+				return err
+			}
+			return check(tx, snap)
+		})
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -703,6 +721,9 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 	}
 	return values, nil
 }
+
+// errNeedsTx says a purpose-bound read must be decided inside a transaction.
+var errNeedsTx = errors.New("steward: the read needs a transaction")
 
 // CheckConsent reports whether purpose's legal basis holds for subjectID, for
 // client apps declared for it: nil or EFORBIDDEN naming what is missing.

@@ -29,6 +29,15 @@ type Store interface {
 	Close() error
 }
 
+// SnapshotReader is implemented by stores that read a purpose snapshot outside a
+// caller's transaction, possibly from memory (the SQLite store keeps snapshots
+// while no commit has been made since they were read). PurposeSnapshot answers as
+// Tx.PurposeSnapshot would in a read transaction of its own; the snapshot may be
+// shared and must not be modified.
+type SnapshotReader interface {
+	PurposeSnapshot(ctx context.Context, subjectID, purpose string, fields []string) (*PurposeSnapshot, error)
+}
+
 // PurposeSnapshot is what Tx.PurposeSnapshot reads.
 type PurposeSnapshot struct {
 	Status  string

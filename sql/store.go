@@ -15,7 +15,8 @@ import (
 // log in a DB of its own.
 type Store struct {
 	*DB
-	access *DB
+	access    *DB
+	snapshots *snapshotCache // SQLite only
 }
 
 var _ steward.Store = (*Store)(nil)
@@ -31,7 +32,16 @@ func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	return &Store{DB: db, access: access}, nil
+	st := &Store{DB: db, access: access}
+	if db.dialect == SQLite {
+		shm, err := mapShm(db.name)
+		if err != nil {
+			// Reads stay correct, only uncached.
+			db.opts.Logger.Warn("purpose snapshots are not cached", "database", db.name, "err", err)
+		}
+		st.snapshots = &snapshotCache{shm: shm}
+	}
+	return st, nil
 }
 
 // AccessDSN returns where the access log of the data store at dsn lives: beside
@@ -46,7 +56,11 @@ func AccessDSN(dsn string) string {
 
 // Close closes the data store and its access log.
 func (s *Store) Close() error {
-	return errors.Join(s.DB.Close(), s.access.Close())
+	err := errors.Join(s.DB.Close(), s.access.Close())
+	if s.snapshots != nil {
+		s.snapshots.close()
+	}
+	return err
 }
 
 // ReadAccess runs fn in a read-only transaction on the access log; only the Tx
