@@ -70,6 +70,7 @@ func BenchmarkRegistration(b *testing.B) {
 			consents := stewardtest.DefaultConsents(env.Decl)
 			b.SetParallelism(4)
 			b.ResetTimer()
+			batches0, writes0 := stsql.BatchStats()
 			b.RunParallel(func(pb *testing.PB) {
 				ctx := context.Background()
 				for pb.Next() {
@@ -90,6 +91,9 @@ func BenchmarkRegistration(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registrations/s")
+			if batches, writes := stsql.BatchStats(); batches > batches0 {
+				b.ReportMetric(float64(writes-writes0)/float64(batches-batches0), "writes/commit")
+			}
 		})
 	}
 }
