@@ -370,7 +370,7 @@ const (
 func TestSnapshotHelperProcess(t *testing.T) {
 	path := os.Getenv(snapHelperEnv)
 	if path == "" {
-		t.Skip("helper process only")
+		return // run as a test, it does nothing
 	}
 	ctx := context.Background()
 	s, err := OpenStore(ctx, path, Options{})
