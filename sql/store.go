@@ -36,7 +36,8 @@ func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	if db.dialect == SQLite {
 		shm, err := mapShm(db.name)
 		if err != nil {
-			// Reads stay correct, only uncached.
+			// Reads stay correct, only uncached; shm (if any) keeps its descriptor
+			// open until Close, see mapShm.
 			db.opts.Logger.Warn("purpose snapshots are not cached", "database", db.name, "err", err)
 		}
 		st.snapshots = &snapshotCache{shm: shm}
