@@ -414,6 +414,9 @@ func (s *Service) UpdateMe(ctx context.Context, in FieldValues) (*Profile, error
 	changed := append(values.Names(), del...)
 	slices.Sort(changed)
 	err = s.store.Write(ctx, func(tx Tx) error {
+		if err := requireActive(ctx, tx, id); err != nil {
+			return err
+		}
 		if err := tx.PutFields(ctx, sealed); err != nil {
 			return err
 		}
@@ -444,6 +447,9 @@ func (s *Service) GrantConsent(ctx context.Context, c ConsentChoice) (*ConsentRe
 	}
 	var rc *ConsentReceipt
 	err = s.store.Write(ctx, func(tx Tx) error {
+		if err := requireActive(ctx, tx, id); err != nil {
+			return err
+		}
 		r, e, err := s.recordConsent(ctx, tx, id, c, ConsentGrant, MethodSelfService)
 		if err != nil {
 			return err
@@ -478,6 +484,9 @@ func (s *Service) withdraw(ctx context.Context, id, purpose, method string) (*Co
 	}
 	var rc *ConsentReceipt
 	err := s.store.Write(ctx, func(tx Tx) error {
+		if err := requireActive(ctx, tx, id); err != nil {
+			return err
+		}
 		st, err := tx.ConsentState(ctx, id, purpose)
 		if ErrorCode(err) == ENOTFOUND || (err == nil && !st.Granted) {
 			return Errorf(ECONFLICT, "consent for %s is not in force", purpose)
@@ -720,6 +729,21 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 		return nil, err
 	}
 	return values, nil
+}
+
+// requireActive returns EGONE inside a write transaction when the subject's
+// account was cancelled or erased: a session or key still cached for up to 5 s
+// after an erasure made by another process (doc/operations.md) must not write
+// data or consents for the subject again.
+func requireActive(ctx context.Context, tx Tx, subjectID string) error {
+	subj, err := tx.GetSubject(ctx, subjectID)
+	if err != nil {
+		return err
+	}
+	if subj.Status != SubjectActive {
+		return Errorf(EGONE, "the subject's account was cancelled and its data erased")
+	}
+	return nil
 }
 
 // errNeedsTx says a purpose-bound read must be decided inside a transaction.
