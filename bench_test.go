@@ -10,7 +10,6 @@ import (
 
 	"github.com/stewardhq/steward"
 	"github.com/stewardhq/steward/outbox"
-	stsql "github.com/stewardhq/steward/sql"
 	"github.com/stewardhq/steward/stewardtest"
 )
 
@@ -70,30 +69,28 @@ func BenchmarkRegistration(b *testing.B) {
 			consents := stewardtest.DefaultConsents(env.Decl)
 			b.SetParallelism(4)
 			b.ResetTimer()
-			batches0, writes0 := stsql.BatchStats()
-			b.RunParallel(func(pb *testing.PB) {
-				ctx := context.Background()
-				for pb.Next() {
-					phone := nextPhone()
-					ch := sink.expect(phone)
-					if _, err := svc.SendCode(ctx, phone, steward.CodeRegister); err != nil {
-						b.Error(err)
-						return
+			stewardtest.ReportWritesPerCommit(b, func() {
+				b.RunParallel(func(pb *testing.PB) {
+					ctx := context.Background()
+					for pb.Next() {
+						phone := nextPhone()
+						ch := sink.expect(phone)
+						if _, err := svc.SendCode(ctx, phone, steward.CodeRegister); err != nil {
+							b.Error(err)
+							return
+						}
+						env.Outbox.Notify()
+						code := <-ch
+						_, err := svc.Register(ctx, steward.Registration{Phone: phone, Code: code, Consents: consents,
+							Fields: steward.FieldValues{"nickname": []byte(`"张伟"`), "birthday": []byte(`"1990-05-17"`), "imei": []byte(`"490154203237518"`)}})
+						if err != nil {
+							b.Error(err)
+							return
+						}
 					}
-					env.Outbox.Notify()
-					code := <-ch
-					_, err := svc.Register(ctx, steward.Registration{Phone: phone, Code: code, Consents: consents,
-						Fields: steward.FieldValues{"nickname": []byte(`"张伟"`), "birthday": []byte(`"1990-05-17"`), "imei": []byte(`"490154203237518"`)}})
-					if err != nil {
-						b.Error(err)
-						return
-					}
-				}
+				})
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "registrations/s")
-			if batches, writes := stsql.BatchStats(); batches > batches0 {
-				b.ReportMetric(float64(writes-writes0)/float64(batches-batches0), "writes/commit")
-			}
 		})
 	}
 }
@@ -118,19 +115,18 @@ func BenchmarkPurposeRead(b *testing.B) {
 			var n atomic.Int64
 			b.SetParallelism(8)
 			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					id := ids[n.Add(1)%int64(len(ids))]
-					if _, err := env.Service.ReadForPurpose(app, id, "risk_control", nil); err != nil {
-						b.Error(err)
-						return
+			stewardtest.ReportWritesPerCommit(b, func() {
+				b.RunParallel(func(pb *testing.PB) {
+					for pb.Next() {
+						id := ids[n.Add(1)%int64(len(ids))]
+						if _, err := env.Service.ReadForPurpose(app, id, "risk_control", nil); err != nil {
+							b.Error(err)
+							return
+						}
 					}
-				}
+				})
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
-			if n, w := stsql.BatchStats(); n > 0 {
-				b.ReportMetric(float64(w)/float64(n), "writes/batch")
-			}
 		})
 	}
 }

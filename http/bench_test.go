@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/stewardhq/steward"
-	stsql "github.com/stewardhq/steward/sql"
 	"github.com/stewardhq/steward/stewardtest"
 )
 
@@ -36,19 +35,16 @@ func runParallel(b *testing.B, srv *httptest.Server, call func(c *Client) error)
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	b.ResetTimer()
-	batches0, writes0 := stsql.BatchStats()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if err := call(&Client{HTTP: hc}); err != nil {
-				b.Error(err)
-				return
+	stewardtest.ReportWritesPerCommit(b, func() {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if err := call(&Client{HTTP: hc}); err != nil {
+					b.Error(err)
+					return
+				}
 			}
-		}
+		})
 	})
-	if batches, writes := stsql.BatchStats(); batches > batches0 {
-		b.ReportMetric(float64(writes-writes0)/float64(batches-batches0), "writes/commit")
-	}
-
 }
 
 func BenchmarkHTTPHealthz(b *testing.B) {

@@ -233,3 +233,14 @@ func (e *Env) TryRegister(t testing.TB, phone string, fields map[string]string, 
 	}
 	return e.Service.Register(ctx, steward.Registration{Phone: phone, Code: code, Fields: fv, Consents: append(DefaultConsents(e.Decl), extra...)})
 }
+
+// ReportWritesPerCommit runs the benchmark body run and reports how many writes
+// the stores' group commits held on average while it ran ("writes/commit"; the
+// counters are process-wide, so run one benchmark at a time).
+func ReportWritesPerCommit(b *testing.B, run func()) {
+	batches0, writes0 := stsql.BatchStats()
+	run()
+	if batches, writes := stsql.BatchStats(); batches > batches0 {
+		b.ReportMetric(float64(writes-writes0)/float64(batches-batches0), "writes/commit")
+	}
+}
