@@ -698,12 +698,9 @@ func (s *Service) ReadForPurpose(ctx context.Context, subjectID, purpose string,
 		sealed = snap.Fields
 		return nil
 	}
-	err := errNeedsTx
-	if sr, ok := s.store.(SnapshotReader); ok {
-		var snap *PurposeSnapshot
-		if snap, err = sr.PurposeSnapshot(ctx, subjectID, purpose, names); err == nil {
-			err = check(nil, snap)
-		}
+	snap, err := s.store.PurposeSnapshot(ctx, subjectID, purpose, names)
+	if err == nil {
+		err = check(nil, snap)
 	}
 	if err == errNeedsTx {
 		err = s.store.Read(ctx, func(tx Tx) error {

@@ -21,21 +21,17 @@ type Store interface {
 	// data, of events that change nothing else (reads, exports, refused reads).
 	// Concurrent appends share a commit. The entries are durable when it returns.
 	Audit(ctx context.Context, entries ...*AuditEntry) error
+	// PurposeSnapshot answers as Tx.PurposeSnapshot in a read transaction of its
+	// own; a store may answer from memory while provably nothing was committed
+	// since it read the same snapshot (the SQLite store does). The snapshot may be
+	// shared and must not be modified.
+	PurposeSnapshot(ctx context.Context, subjectID, purpose string, fields []string) (*PurposeSnapshot, error)
 	// ReadAccess runs fn in a read-only transaction on the access log; only
 	// ScanAudit and AuditBySubject may be called on its Tx.
 	ReadAccess(ctx context.Context, fn func(Tx) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
 	Close() error
-}
-
-// SnapshotReader is implemented by stores that read a purpose snapshot outside a
-// caller's transaction, possibly from memory (the SQLite store keeps snapshots
-// while no commit has been made since they were read). PurposeSnapshot answers as
-// Tx.PurposeSnapshot would in a read transaction of its own; the snapshot may be
-// shared and must not be modified.
-type SnapshotReader interface {
-	PurposeSnapshot(ctx context.Context, subjectID, purpose string, fields []string) (*PurposeSnapshot, error)
 }
 
 // PurposeSnapshot is what Tx.PurposeSnapshot reads.

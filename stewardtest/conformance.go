@@ -288,6 +288,15 @@ func confPurposeSnapshot(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 			confDiff(t, what, want, got, byField)
 			return nil
 		})
+		// The store's own PurposeSnapshot, twice: it may answer from memory, but
+		// only what a transaction would read now.
+		for _, round := range []string{"first", "again"} {
+			got, err := s.PurposeSnapshot(ctx, subjectID, purpose, names)
+			if err != nil {
+				t.Fatalf("Store.%s, %s: %v", what, round, err)
+			}
+			confDiff(t, "Store."+what+", "+round, want, got, byField)
+		}
 	}
 	snap("PurposeSnapshot(no consent)", "s1", "marketing", []string{"name"},
 		&steward.PurposeSnapshot{Status: steward.SubjectActive, Consent: nil, Fields: fields[:1]})
