@@ -50,7 +50,13 @@ type Options struct {
 	// Synchronous is SQLite's synchronous pragma: "FULL" (default, every commit is
 	// durable) or "NORMAL" (WAL commits survive a crash of the process, not of the OS).
 	Synchronous string
-	Logger      *slog.Logger
+	// JournalWindow is how long the access journal gathers entries before moving
+	// them into the access log in one transaction (SQLite). Default 20 ms.
+	JournalWindow time.Duration
+	// DirectAccessLog commits every Store.Audit straight into the access log, as
+	// on PostgreSQL, instead of through the access journal. For comparison.
+	DirectAccessLog bool
+	Logger          *slog.Logger
 }
 
 // DB is one database: the data store or the key store. It is safe for concurrent

@@ -16,6 +16,7 @@ import (
 type Store struct {
 	*DB
 	access    *DB
+	journal   *accessJournal // SQLite on Linux, unless Options.DirectAccessLog
 	snapshots *snapshotCache // SQLite only
 }
 
@@ -33,6 +34,13 @@ func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	st := &Store{DB: db, access: access}
+	if db.dialect == SQLite && journalSupported && !opts.DirectAccessLog {
+		if st.journal, err = openJournal(ctx, access, opts.JournalWindow, !strings.EqualFold(access.opts.Synchronous, "NORMAL")); err != nil {
+			db.Close()
+			access.Close()
+			return nil, err
+		}
+	}
 	if db.dialect == SQLite {
 		shm, err := mapShm(db.name)
 		if err != nil {
@@ -57,6 +65,9 @@ func AccessDSN(dsn string) string {
 
 // Close closes the data store and its access log.
 func (s *Store) Close() error {
+	if s.journal != nil {
+		s.journal.close()
+	}
 	err := errors.Join(s.DB.Close(), s.access.Close())
 	if s.snapshots != nil {
 		s.snapshots.close()
@@ -65,8 +76,15 @@ func (s *Store) Close() error {
 }
 
 // ReadAccess runs fn in a read-only transaction on the access log; only the Tx
-// audit methods (ScanAudit, AuditBySubject) may be called.
+// audit methods (ScanAudit, AuditBySubject) may be called. Every entry this
+// Store appended before the call is in it; entries appended by another process
+// are there within that process's journal window.
 func (s *Store) ReadAccess(ctx context.Context, fn func(steward.Tx) error) error {
+	if s.journal != nil {
+		if err := s.journal.sync(ctx); err != nil {
+			return err
+		}
+	}
 	return s.access.readTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
 
@@ -80,8 +98,14 @@ func (s *Store) Write(ctx context.Context, fn func(steward.Tx) error) error {
 	return s.writeTx(ctx, func(tx *Tx) error { return fn(tx) })
 }
 
-// Audit appends entries in a transaction shared with concurrent appends.
+// Audit appends entries to the access log, durably before it returns. On SQLite
+// they are written to the access journal, shared with concurrent appends, and
+// join the chain moments later (see accessJournal); elsewhere they are committed
+// in a transaction shared with concurrent appends.
 func (s *Store) Audit(ctx context.Context, entries ...*steward.AuditEntry) error {
+	if s.journal != nil {
+		return s.journal.append(ctx, entries)
+	}
 	return s.access.submit(ctx, &writeReq{ctx: ctx, audit: entries, err: make(chan error, 1)})
 }
 

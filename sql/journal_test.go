@@ -1,0 +1,332 @@
+//go:build linux
+
+package sql
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stewardhq/steward"
+)
+
+// These tests check the access journal (journal.go): an acknowledged Audit is
+// never lost, whatever moment the process dies at, and never moved twice.
+// A crash is simulated by copying the data directory while the store is open
+// (the copy holds what the disk holds; no process holds its segments).
+
+var journalModes = []string{"FULL", "NORMAL"}
+
+func jOpen(t *testing.T, path, mode string, window time.Duration) *Store {
+	t.Helper()
+	s, err := OpenStore(context.Background(), path, Options{Synchronous: mode, JournalWindow: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if s.journal == nil {
+		t.Fatal("the SQLite store has no access journal")
+	}
+	return s
+}
+
+func jEntry(i int) *steward.AuditEntry {
+	return &steward.AuditEntry{ID: fmt.Sprintf("e-%05d", i), At: snapAt(time.Duration(i) * time.Millisecond), ActorKind: "app",
+		ActorID: "risk-engine", Action: steward.AuditRead, SubjectID: fmt.Sprintf("s-%d", i%7), Purpose: "risk_control",
+		Fields: []string{"imei", "imsi"}}
+}
+
+func jAudit(t *testing.T, s *Store, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		if err := s.Audit(context.Background(), jEntry(i)); err != nil {
+			t.Fatalf("Audit %d: %v", i, err)
+		}
+	}
+}
+
+// jChain returns the ids in the access log, in chain order, after verifying
+// the chain.
+func jChain(t *testing.T, s *Store) []string {
+	t.Helper()
+	var ids []string
+	err := s.ReadAccess(context.Background(), func(tx steward.Tx) error {
+		seq, hash, err := tx.AuditHead(context.Background())
+		if err != nil {
+			return err
+		}
+		var v steward.AuditVerifier
+		if err := tx.ScanAudit(context.Background(), 0, func(e steward.AuditEntry) error {
+			ids = append(ids, e.ID)
+			return v.Check(e)
+		}); err != nil {
+			return err
+		}
+		return v.CheckHead(seq, hash)
+	})
+	if err != nil {
+		t.Fatalf("read the access log: %v", err)
+	}
+	return ids
+}
+
+func jWantIDs(t *testing.T, what string, got []string, from, to int) {
+	t.Helper()
+	want := make([]string, 0, to-from)
+	for i := from; i < to; i++ {
+		want = append(want, jEntry(i).ID)
+	}
+	sorted := append([]string(nil), got...)
+	sort.Strings(sorted)
+	if strings.Join(sorted, ",") != strings.Join(want, ",") {
+		t.Fatalf("%s: access log holds %d entries, want %d (e-%05d…e-%05d), each once", what, len(got), len(want), from, to-1)
+	}
+}
+
+// jCrashCopy copies dir's files, as a crash would leave them, to a new dir and
+// returns the data store's path there.
+func jCrashCopy(t *testing.T, dir string) string {
+	t.Helper()
+	to := t.TempDir()
+	err := filepath.Walk(dir, func(path string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if fi.IsDir() {
+			return os.MkdirAll(filepath.Join(to, rel), 0o700)
+		}
+		if strings.HasSuffix(path, "-shm") {
+			return nil // shared memory does not survive a crash
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer in.Close()
+		out, err := os.OpenFile(filepath.Join(to, rel), os.O_CREATE|os.O_WRONLY, 0o600)
+		if err != nil {
+			return err
+		}
+		defer out.Close()
+		_, err = io.Copy(out, in)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(to, "steward.db")
+}
+
+func jSegments(t *testing.T, path string) []string {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(JournalDir(AccessDSN(path)), "*.seg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return names
+}
+
+func TestJournalAcknowledgedEntriesSurviveACrash(t *testing.T) {
+	for _, mode := range journalModes {
+		t.Run(mode, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "steward.db")
+			// The mover waits an hour: only a reader makes it move.
+			s := jOpen(t, path, mode, time.Hour)
+			jAudit(t, s, 0, 40)
+			if got := jChain(t, s); len(got) != 40 { // moves 0–39, records moved_to
+				t.Fatalf("after ReadAccess the access log holds %d entries, want 40", len(got))
+			}
+			jAudit(t, s, 40, 100) // acknowledged, in the journal only
+			if n := len(jSegments(t, path)); n != 1 {
+				t.Fatalf("%d journal segments, want 1", n)
+			}
+
+			crashed := jCrashCopy(t, filepath.Dir(path))
+			r := jOpen(t, crashed, mode, time.Hour)
+			jWantIDs(t, "after recovery", jChain(t, r), 0, 100)
+			if segs := jSegments(t, crashed); len(segs) != 0 {
+				t.Errorf("recovery left segments %v", segs)
+			}
+			var rows int
+			if err := r.access.readTx(context.Background(), func(tx *Tx) error {
+				return tx.row(context.Background(), `SELECT COUNT(*) FROM access_journal`).Scan(&rows)
+			}); err != nil || rows != 0 {
+				t.Errorf("access_journal rows after recovery: %d, %v; want 0", rows, err)
+			}
+
+			// The original goes on, and a clean close leaves nothing behind.
+			jAudit(t, s, 100, 110)
+			jWantIDs(t, "the original", jChain(t, s), 0, 110)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if segs := jSegments(t, path); len(segs) != 0 {
+				t.Errorf("a clean close left segments %v", segs)
+			}
+		})
+	}
+}
+
+// A crash mid-write leaves a torn group after the last acknowledged one: it was
+// never acknowledged and is ignored, as is anything after it.
+func TestJournalIgnoresATornTail(t *testing.T) {
+	for _, mode := range journalModes {
+		t.Run(mode, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "steward.db")
+			s := jOpen(t, path, mode, time.Hour)
+			jAudit(t, s, 0, 30)
+			crashed := jCrashCopy(t, filepath.Dir(path))
+			segs := jSegments(t, crashed)
+			if len(segs) != 1 {
+				t.Fatalf("%d segments in the copy, want 1", len(segs))
+			}
+			// The next group, as a crash could leave it: a header announcing more
+			// payload than was written, then the start of a record.
+			seg := s.journal.seg
+			f, err := os.OpenFile(segs[0], os.O_RDWR, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			torn := make([]byte, 64)
+			copy(torn, "SAJG")
+			putU64(torn[4:], seg.id)
+			putU64(torn[12:], seg.n+1)
+			putU32(torn[20:], 500)
+			copy(torn[28:], `{"i":"e-99999"`)
+			if _, err := f.WriteAt(torn, seg.off); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			r := jOpen(t, crashed, mode, time.Hour)
+			jWantIDs(t, "after recovery", jChain(t, r), 0, 30)
+		})
+	}
+}
+
+func putU64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func putU32(b []byte, v uint32) {
+	for i := range 4 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+// A segment another live store writes is not recovered by a second store on
+// the same files: it waits for its owner, which moves it.
+func TestJournalLeavesALiveSegmentAlone(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	a := jOpen(t, path, "FULL", time.Hour)
+	jAudit(t, a, 0, 20)
+	b := jOpen(t, path, "FULL", time.Hour)
+	if got := jChain(t, b); len(got) != 0 {
+		t.Fatalf("the second store moved %d entries of the first's live segment", len(got))
+	}
+	if n := len(jSegments(t, path)); n != 1 {
+		t.Fatalf("%d segments, want the first store's one", n)
+	}
+	jAudit(t, b, 20, 25)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	jWantIDs(t, "after the first store closed", jChain(t, b), 0, 25)
+}
+
+// Full segments are recycled: the journal keeps at most two files however much
+// is written, and a recycled segment's earlier groups are never read again.
+func TestJournalRecyclesSegments(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	s := jOpen(t, path, "NORMAL", time.Hour)
+	big := strings.Repeat("x", 20000) // five groups a megabyte: a segment in ~200
+	n := 0
+	audit := func(count int) {
+		for range count {
+			e := jEntry(n)
+			e.Detail = big
+			if err := s.Audit(context.Background(), e); err != nil {
+				t.Fatalf("Audit %d: %v", n, err)
+			}
+			n++
+		}
+	}
+	seen := map[string]bool{}
+	for range 5 {
+		audit(150)
+		jChain(t, s) // moves, so full segments are finished
+		segs := jSegments(t, path)
+		if len(segs) > 2 {
+			t.Fatalf("%d segment files, want at most 2", len(segs))
+		}
+		for _, name := range segs {
+			seen[name] = true
+		}
+	}
+	if len(seen) < 3 {
+		t.Fatalf("only %d segment names over 750 large entries: segments were not rotated", len(seen))
+	}
+	audit(10) // unmoved, in a recycled segment full of older groups
+	crashed := jCrashCopy(t, filepath.Dir(path))
+	r := jOpen(t, crashed, "NORMAL", time.Hour)
+	jWantIDs(t, "after recovery", jChain(t, r), 0, n)
+}
+
+// errWriter fails every write, as a full or failing disk does.
+type errWriter struct{}
+
+func (errWriter) WriteAt([]byte, int64) (int, error) {
+	return 0, errors.New("injected: no space left on device")
+}
+
+// A failed write fails its appends with EUNAVAILABLE and seals the segment;
+// the next appends go to a new segment, and nothing of the failed group is moved.
+func TestJournalWriteFailure(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	s := jOpen(t, path, "FULL", time.Hour)
+	jAudit(t, s, 0, 5)
+	failed := s.journal.seg
+	failed.w = errWriter{} // the writer is idle: Audit returned
+	err := s.Audit(context.Background(), jEntry(5))
+	if steward.ErrorCode(err) != steward.EUNAVAILABLE {
+		t.Fatalf("Audit on a failing disk: %v, want EUNAVAILABLE", err)
+	}
+	jAudit(t, s, 6, 10)
+	if s.journal.seg == failed {
+		t.Fatal("the journal still writes to the segment whose write failed")
+	}
+	ids := jChain(t, s)
+	for _, id := range ids {
+		if id == jEntry(5).ID {
+			t.Fatal("the entry whose append failed reached the access log")
+		}
+	}
+	if len(ids) != 9 {
+		t.Fatalf("access log holds %d entries, want 9", len(ids))
+	}
+}
+
+// Appends waiting in the journal when the store closes are moved, and Audit
+// after Close fails cleanly.
+func TestJournalCloseMovesEverything(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	s := jOpen(t, path, "FULL", time.Hour)
+	jAudit(t, s, 0, 50)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Audit(context.Background(), jEntry(50)); steward.ErrorCode(err) != steward.EUNAVAILABLE {
+		t.Errorf("Audit after Close: %v, want EUNAVAILABLE", err)
+	}
+	r := jOpen(t, path, "FULL", time.Hour)
+	jWantIDs(t, "after reopening", jChain(t, r), 0, 50)
+}
