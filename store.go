@@ -19,7 +19,11 @@ type Store interface {
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Audit appends entries to the access log: the hash chain, kept apart from the
 	// data, of events that change nothing else (reads, exports, refused reads).
-	// Concurrent appends share a commit. The entries are durable when it returns.
+	// Concurrent appends share a commit. The entries are durable when it returns
+	// (as durable as the store's commits), in the order given and after every
+	// entry whose Audit returned before this call began; Seq, PrevHash and Hash are
+	// assigned when they join the chain, which may be after Audit returns. It sets
+	// a missing ID.
 	Audit(ctx context.Context, entries ...*AuditEntry) error
 	// PurposeSnapshot answers as Tx.PurposeSnapshot in a read transaction of its
 	// own; a store may answer from memory while provably nothing was committed
@@ -27,7 +31,8 @@ type Store interface {
 	// shared and must not be modified.
 	PurposeSnapshot(ctx context.Context, subjectID, purpose string, fields []string) (*PurposeSnapshot, error)
 	// ReadAccess runs fn in a read-only transaction on the access log; only
-	// ScanAudit and AuditBySubject may be called on its Tx.
+	// ScanAudit, AuditBySubject and AuditHead may be called on its Tx. Every entry
+	// this Store's Audit accepted before the call is in it.
 	ReadAccess(ctx context.Context, fn func(Tx) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
