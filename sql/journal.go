@@ -115,6 +115,19 @@ const journalSegmentSize = 4 << 20
 // journalMaxGroup bounds a group's payload; a larger single append fails.
 const journalMaxGroup = 1 << 20
 
+// journalSweepInterval is how often a running store looks for segments left by
+// a process that died, and moves them. A variable for tests.
+var journalSweepInterval = 5 * time.Second
+
+// journalListed, when set (by tests), runs in recover just after the journal
+// directory is listed.
+var journalListed func()
+
+// journalMaxSegments bounds the segments in use (written to and not yet all
+// moved): when the mover cannot keep up or the access log cannot be written,
+// appends wait rather than fill the disk.
+const journalMaxSegments = 8
+
 // journalMaxQueued bounds the entries written but not yet moved; appends wait
 // beyond it, so a stalled mover cannot grow memory without limit.
 const journalMaxQueued = 1 << 16
@@ -244,12 +257,10 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 	g.entries = append(g.entries, copies...)
 	j.mu.Unlock()
 	kick(j.writeKick)
-	select {
-	case <-g.done:
-		return g.err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	// Once queued, the entries will be written whatever ctx does: wait for the
+	// outcome, so that the caller's answer matches the log.
+	<-g.done
+	return g.err
 }
 
 func (j *accessJournal) queuedLocked() int {
@@ -358,9 +369,21 @@ func (j *accessJournal) seal(seg *journalSegment) {
 	kick(j.moveKick)
 }
 
-// segment returns the recycled segment or a new one.
+// segment returns the recycled segment or a new one, after waiting while
+// journalMaxSegments are in use.
 func (j *accessJournal) segment() (*journalSegment, error) {
 	j.mu.Lock()
+	for len(j.segs) >= journalMaxSegments && !j.closed {
+		ch := j.progress
+		j.mu.Unlock()
+		kick(j.moveKick)
+		<-ch
+		j.mu.Lock()
+	}
+	if len(j.segs) >= journalMaxSegments {
+		j.mu.Unlock()
+		return nil, errors.New("the store closed while every journal segment was waiting for the mover")
+	}
 	seg := j.free
 	j.free = nil
 	j.mu.Unlock()
@@ -474,9 +497,17 @@ func (s *syncedFile) WriteAt(b []byte, off int64) (int, error) {
 func (j *accessJournal) mover() {
 	defer close(j.movedAll)
 	backoff := 50 * time.Millisecond
+	sweep := time.NewTicker(journalSweepInterval)
+	defer sweep.Stop()
 	for {
 		stopping := false
 		select {
+		case <-sweep.C:
+			// Segments of a process that died while this one runs.
+			if err := j.recover(context.Background()); err != nil {
+				j.log.Error("access journal: recovering a dead process's segments failed", "err", err)
+			}
+			continue
 		case <-j.moveKick:
 			select {
 			case <-time.After(j.window):
@@ -706,12 +737,37 @@ func (t *Tx) forgetJournal(names []string) error {
 // that cannot be read is an error: its groups are acknowledged reads that must
 // not be lost silently.
 func (j *accessJournal) recover(ctx context.Context) error {
+	// The rows are read before the directory is listed: a segment gets its row
+	// only while its file exists, and loses its file only when it is finished, so
+	// a row read first whose file the listing lacks is finished. (Read after the
+	// listing, a row could belong to a segment a live process created since.)
+	var rowNames []string
+	if err := j.db.readTx(ctx, func(tx *Tx) error {
+		rows, err := tx.rows(ctx, "select journal", `SELECT segment FROM access_journal`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				return mapErr(err, "scan journal")
+			}
+			rowNames = append(rowNames, s)
+		}
+		return mapErr(rows.Err(), "select journal")
+	}); err != nil {
+		return err
+	}
 	dirents, err := os.ReadDir(j.dir)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		dirents, err = nil, nil
 	}
 	if err != nil {
 		return fmt.Errorf("sql: read the access journal %s: %w", j.dir, err)
+	}
+	if journalListed != nil {
+		journalListed()
 	}
 	var names []string
 	present := map[string]bool{}
@@ -732,24 +788,10 @@ func (j *accessJournal) recover(ctx context.Context) error {
 	}
 	// Rows of segments deleted before their row was: nothing left to move.
 	var stale []string
-	if err := j.db.readTx(ctx, func(tx *Tx) error {
-		rows, err := tx.rows(ctx, "select journal", `SELECT segment FROM access_journal`)
-		if err != nil {
-			return err
+	for _, name := range rowNames {
+		if !present[name] {
+			stale = append(stale, name)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var s string
-			if err := rows.Scan(&s); err != nil {
-				return mapErr(err, "scan journal")
-			}
-			if !present[s] {
-				stale = append(stale, s)
-			}
-		}
-		return mapErr(rows.Err(), "select journal")
-	}); err != nil {
-		return err
 	}
 	if len(stale) > 0 {
 		return j.db.writeTx(ctx, func(tx *Tx) error { return tx.forgetJournal(stale) })
@@ -757,13 +799,18 @@ func (j *accessJournal) recover(ctx context.Context) error {
 	return nil
 }
 
-// removeDead removes a file of the journal directory that no live process holds.
+// removeDead removes a segment that died while being created: a .tmp file no
+// live process holds, older than a minute (its creator locks it at once, but
+// not in the same system call that creates it).
 func (j *accessJournal) removeDead(path string) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil || time.Since(fi.ModTime()) < time.Minute {
+		return
+	}
 	if lockFile(f, true) == nil {
 		os.Remove(path)
 	}

@@ -3,11 +3,13 @@
 package sql
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -329,4 +331,118 @@ func TestJournalCloseMovesEverything(t *testing.T) {
 	}
 	r := jOpen(t, path, "FULL", time.Hour)
 	jWantIDs(t, "after reopening", jChain(t, r), 0, 50)
+}
+
+const journalHelperEnv = "STEWARD_JOURNAL_HELPER_PATH"
+
+// TestJournalHelperProcess is not a test: run by the tests below in a process
+// of its own, it appends e-00000…e-00039 to the access log at the path in its
+// environment (moving the first ten), says "ready" and waits to be killed.
+func TestJournalHelperProcess(t *testing.T) {
+	path := os.Getenv(journalHelperEnv)
+	if path == "" {
+		return // run as a test, it does nothing
+	}
+	s, err := OpenStore(context.Background(), path, Options{JournalWindow: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	jAudit(t, s, 0, 10)
+	jChain(t, s)
+	jAudit(t, s, 10, 40)
+	fmt.Println("ready")
+	time.Sleep(time.Minute)
+}
+
+// A process that dies while another runs: the running one moves what the dead
+// one acknowledged, within the sweep interval, without a restart.
+func TestJournalRunningStoreRecoversADeadProcess(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a process")
+	}
+	defer func(d time.Duration) { journalSweepInterval = d }(journalSweepInterval)
+	journalSweepInterval = 50 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "steward.db")
+	live := jOpen(t, path, "FULL", 20*time.Millisecond)
+
+	cmd := exec.Command(os.Args[0], "-test.run=^TestJournalHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), journalHelperEnv+"="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	if line != "ready\n" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		t.Fatalf("helper process said %q", line)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	cmd.Wait()
+
+	deadline := time.Now().Add(10 * time.Second)
+	for len(jChain(t, live)) < 40 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	jWantIDs(t, "after the sweep", jChain(t, live), 0, 40)
+	if segs := jSegments(t, path); len(segs) != 0 {
+		t.Errorf("the dead process's segments are still there: %v", segs)
+	}
+}
+
+// A store opening while another creates a segment (and its moved_to row) must
+// not take that row for a finished segment's: without it, a crash of the other
+// store would move the segment's entries a second time.
+func TestJournalRecoveryKeepsANewSegmentsRow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	a := jOpen(t, path, "FULL", time.Hour)
+	defer func() { journalListed = nil }()
+	journalListed = func() {
+		journalListed = nil
+		jAudit(t, a, 0, 10)
+		jChain(t, a) // moves: the new segment gets its row
+	}
+	jOpen(t, path, "FULL", time.Hour)
+	var rows int
+	if err := a.access.readTx(context.Background(), func(tx *Tx) error {
+		return tx.row(context.Background(), `SELECT COUNT(*) FROM access_journal`).Scan(&rows)
+	}); err != nil || rows != 1 {
+		t.Fatalf("access_journal rows after the second store opened: %d, %v; want the first store's 1", rows, err)
+	}
+	jAudit(t, a, 10, 15)
+	crashed := jCrashCopy(t, filepath.Dir(path))
+	r := jOpen(t, crashed, "FULL", time.Hour)
+	jWantIDs(t, "after the first store crashed", jChain(t, r), 0, 15)
+}
+
+// A .tmp segment is removed only when no process holds it and it is old: its
+// creator locks it just after creating it.
+func TestJournalRemovesOnlyDeadTmpFiles(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	dir := JournalDir(AccessDSN(path))
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fresh, old := filepath.Join(dir, "fresh.tmp"), filepath.Join(dir, "old.tmp")
+	for _, p := range []string{fresh, old} {
+		if err := os.WriteFile(p, []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	then := time.Now().Add(-2 * time.Minute)
+	if err := os.Chtimes(old, then, then); err != nil {
+		t.Fatal(err)
+	}
+	jOpen(t, path, "FULL", time.Hour)
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("a fresh .tmp (maybe being created) was removed: %v", err)
+	}
+	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a dead .tmp was left: %v", err)
+	}
 }
