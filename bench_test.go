@@ -105,7 +105,9 @@ func registered(b *testing.B, env *stewardtest.Env, n int) []string {
 }
 
 // BenchmarkPurposeRead measures a client app's read under a purpose: consent
-// check, decrypt, audit append (group-committed).
+// check, decrypt, access-log append (on SQLite through the access journal, whose
+// moves are the only commits counted in writes/commit; on PostgreSQL
+// group-committed).
 func BenchmarkPurposeRead(b *testing.B) {
 	for _, engine := range stewardtest.Engines(b) {
 		b.Run(engine, func(b *testing.B) {

@@ -93,12 +93,13 @@ type accessJournal struct {
 	closed   bool
 	next     *journalGroup   // filling: written by the writer's next round
 	groups   uint64          // groups created so far; a group's number is its order
-	live     []*journalGroup // created, not yet moved (nor failed)
-	queue    []*journalGroup // written (or failed), not yet moved
+	moved    uint64          // every group numbered up to here is moved, or failed
+	queue    []*journalGroup // written (or failed), not yet moved; in number order
+	queued   int             // entries in queue
 	segs     []*journalSegment
 	free     *journalSegment // recycled, ready for the writer
 	moveErr  error           // the mover's last failure; nil after a success
-	progress chan struct{}   // closed and replaced whenever live, queue or moveErr change
+	progress chan struct{}   // closed and replaced whenever moved, queue or moveErr change
 
 	seg *journalSegment // the writer's current segment; writer only
 	buf []byte          // the writer's block-aligned scratch
@@ -232,7 +233,7 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 	}
 	j.mu.Lock()
 	// Wait while the mover lags far behind, or the group filling is full.
-	for !j.closed && (j.queuedLocked() >= journalMaxQueued || j.next != nil && len(j.next.buf)+len(buf) > journalMaxGroup) {
+	for !j.closed && (j.queued >= journalMaxQueued || j.next != nil && len(j.next.buf)+len(buf) > journalMaxGroup) {
 		ch := j.progress
 		j.mu.Unlock()
 		select {
@@ -251,7 +252,6 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 		j.groups++
 		g = &journalGroup{num: j.groups, done: make(chan struct{})}
 		j.next = g
-		j.live = append(j.live, g)
 	}
 	g.buf = append(g.buf, buf...)
 	g.entries = append(g.entries, copies...)
@@ -261,14 +261,6 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 	// outcome, so that the caller's answer matches the log.
 	<-g.done
 	return g.err
-}
-
-func (j *accessJournal) queuedLocked() int {
-	n := 0
-	for _, g := range j.queue {
-		n += len(g.entries)
-	}
-	return n
 }
 
 // writer writes groups, one at a time, until stopped; then it writes what is
@@ -289,7 +281,8 @@ func (j *accessJournal) writer() {
 		if g != nil {
 			g.err = j.write(g)
 			j.mu.Lock()
-			j.queue = append(j.queue, g)
+			j.queue = append(j.queue, g) // one writer: groups arrive in number order
+			j.queued += len(g.entries)
 			j.broadcastLocked()
 			j.mu.Unlock()
 			close(g.done)
@@ -548,8 +541,8 @@ func (j *accessJournal) mover() {
 // segments it finishes.
 func (j *accessJournal) moveQueued() error {
 	j.mu.Lock()
-	groups := j.queue
-	j.queue = nil
+	groups, queued := j.queue, j.queued
+	j.queue, j.queued = nil, 0
 	j.mu.Unlock()
 	var entries []*steward.AuditEntry
 	ends := map[string]int64{}
@@ -564,6 +557,7 @@ func (j *accessJournal) moveQueued() error {
 		if err := j.db.writeTx(context.Background(), func(tx *Tx) error { return tx.moveJournal(entries, ends) }); err != nil {
 			j.mu.Lock()
 			j.queue = append(groups, j.queue...)
+			j.queued += queued
 			j.moveErr = err
 			j.broadcastLocked()
 			j.mu.Unlock()
@@ -572,21 +566,14 @@ func (j *accessJournal) moveQueued() error {
 	}
 	j.mu.Lock()
 	j.moveErr = nil
-	moved := map[*journalGroup]bool{}
+	if len(groups) > 0 {
+		j.moved = groups[len(groups)-1].num
+	}
 	for _, g := range groups {
-		moved[g] = true
 		if g.err == nil {
 			g.seg.pending--
 		}
 	}
-	live := j.live[:0]
-	for _, g := range j.live {
-		if !moved[g] {
-			live = append(live, g)
-		}
-	}
-	clear(j.live[len(live):])
-	j.live = live
 	var done []*journalSegment
 	keep := j.segs[:0]
 	for _, s := range j.segs {
@@ -645,16 +632,9 @@ func (j *accessJournal) sync(ctx context.Context) error {
 	kicked := false
 	for {
 		j.mu.Lock()
-		waiting := false
-		for _, g := range j.live {
-			if g.num <= target {
-				waiting = true
-				break
-			}
-		}
-		err, ch := j.moveErr, j.progress
+		moved, err, ch := j.moved, j.moveErr, j.progress
 		j.mu.Unlock()
-		if !waiting {
+		if moved >= target {
 			return nil
 		}
 		if err != nil && kicked {

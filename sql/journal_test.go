@@ -127,6 +127,18 @@ func jCrashCopy(t *testing.T, dir string) string {
 	return filepath.Join(to, "steward.db")
 }
 
+// jRows counts the access_journal rows (segments with moved entries).
+func jRows(t *testing.T, s *Store) int {
+	t.Helper()
+	var rows int
+	if err := s.access.readTx(context.Background(), func(tx *Tx) error {
+		return tx.row(context.Background(), `SELECT COUNT(*) FROM access_journal`).Scan(&rows)
+	}); err != nil {
+		t.Fatalf("count access_journal rows: %v", err)
+	}
+	return rows
+}
+
 func jSegments(t *testing.T, path string) []string {
 	t.Helper()
 	names, err := filepath.Glob(filepath.Join(JournalDir(AccessDSN(path)), "*.seg"))
@@ -157,11 +169,8 @@ func TestJournalAcknowledgedEntriesSurviveACrash(t *testing.T) {
 			if segs := jSegments(t, crashed); len(segs) != 0 {
 				t.Errorf("recovery left segments %v", segs)
 			}
-			var rows int
-			if err := r.access.readTx(context.Background(), func(tx *Tx) error {
-				return tx.row(context.Background(), `SELECT COUNT(*) FROM access_journal`).Scan(&rows)
-			}); err != nil || rows != 0 {
-				t.Errorf("access_journal rows after recovery: %d, %v; want 0", rows, err)
+			if rows := jRows(t, r); rows != 0 {
+				t.Errorf("access_journal rows after recovery: %d; want 0", rows)
 			}
 
 			// The original goes on, and a clean close leaves nothing behind.
@@ -408,11 +417,8 @@ func TestJournalRecoveryKeepsANewSegmentsRow(t *testing.T) {
 		jChain(t, a) // moves: the new segment gets its row
 	}
 	jOpen(t, path, "FULL", time.Hour)
-	var rows int
-	if err := a.access.readTx(context.Background(), func(tx *Tx) error {
-		return tx.row(context.Background(), `SELECT COUNT(*) FROM access_journal`).Scan(&rows)
-	}); err != nil || rows != 1 {
-		t.Fatalf("access_journal rows after the second store opened: %d, %v; want the first store's 1", rows, err)
+	if rows := jRows(t, a); rows != 1 {
+		t.Fatalf("access_journal rows after the second store opened: %d; want the first store's 1", rows)
 	}
 	jAudit(t, a, 10, 15)
 	crashed := jCrashCopy(t, filepath.Dir(path))
@@ -444,5 +450,16 @@ func TestJournalRemovesOnlyDeadTmpFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(old); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a dead .tmp was left: %v", err)
+	}
+}
+
+// ReadAccess sees every entry this store appended before it, the last one
+// included, even when the mover would wait an hour.
+func TestJournalReadAccessSeesOwnAppends(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "steward.db")
+	s := jOpen(t, path, "FULL", time.Hour)
+	for i := range 5 {
+		jAudit(t, s, i, i+1)
+		jWantIDs(t, fmt.Sprintf("after append %d", i), jChain(t, s), 0, i+1)
 	}
 }
