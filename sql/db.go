@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -183,7 +184,7 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 		} else {
 			f.Close()
 		}
-		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)&_pragma=mmap_size(1073741824)"
+		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)"
 		if db.write, err = sql.Open("sqlite", "file:"+path+"?"+pragmas+"&_txlock=immediate"); err != nil {
 			return nil, fmt.Errorf("sql: open %s: %w", path, err)
 		}
@@ -248,6 +249,11 @@ func (db *DB) Close() error {
 	}
 	close(db.done)
 	db.wg.Wait()
+	return db.closeConns()
+}
+
+// closeConns closes the held connections and the pools.
+func (db *DB) closeConns() error {
 	if db.readConns != nil {
 		for range cap(db.readConns) {
 			(<-db.readConns).close()
@@ -368,11 +374,10 @@ func (db *DB) submit(ctx context.Context, req *writeReq) error {
 // writer commits queued writes in groups until Close.
 func (db *DB) writer() {
 	defer db.wg.Done()
-	batch := make([]*writeReq, 0, db.opts.MaxBatch)
 	for {
 		select {
 		case r := <-db.reqs:
-			batch = append(batch[:0], r)
+			db.runGroup(r)
 		case <-db.done:
 			for {
 				select {
@@ -383,18 +388,6 @@ func (db *DB) writer() {
 				}
 			}
 		}
-	fill:
-		for len(batch) < db.opts.MaxBatch {
-			select {
-			case r := <-db.reqs:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		batchCount.Add(1)
-		batchItems.Add(int64(len(batch)))
-		db.commitBatch(batch)
 	}
 }
 
@@ -452,96 +445,124 @@ func (w *wtx) rollback(ctx context.Context) {
 	w.db.writeConn.c.ExecContext(ctx, "ROLLBACK")
 }
 
-func (db *DB) commitBatch(batch []*writeReq) {
+// runGroup runs first and the writes queued behind it when it starts in one
+// transaction, each in a savepoint of its own, and commits them together: one
+// commit, and one fsync, for the group.
+func (db *DB) runGroup(first *writeReq) {
 	ctx := context.Background()
-	if len(batch) == 1 && batch[0].audit == nil {
-		r := batch[0]
-		r.err <- db.single(r)
-		return
-	}
+	g := &group{db: db}
 	w, err := db.beginWrite(ctx)
 	if err != nil {
-		for _, r := range batch {
-			r.err <- err
-		}
+		first.err <- err
 		return
 	}
-	tx := w.Tx()
-	results := make([]error, len(batch))
-	var audit []*steward.AuditEntry
-	var auditors []int
-	for i, r := range batch {
-		if err := r.ctx.Err(); err != nil {
-			results[i] = err
-			continue
-		}
-		if r.audit != nil {
-			audit = append(audit, r.audit...)
-			auditors = append(auditors, i)
-			continue
-		}
-		if err := w.exec(ctx, "SAVEPOINT w"); err != nil {
-			results[i] = err
-			continue
-		}
-		if err := r.fn(tx); err != nil {
-			results[i] = err
-			if err2 := w.exec(ctx, "ROLLBACK TO SAVEPOINT w"); err2 != nil {
-				// The transaction is unusable: fail the whole batch.
-				w.rollback(ctx)
-				for j, r := range batch {
-					if j != i {
-						r.err <- err2
-					}
-				}
-				r.err <- err
-				return
-			}
-		}
-		if err := w.exec(ctx, "RELEASE SAVEPOINT w"); err != nil && results[i] == nil {
-			results[i] = err
+	g.w, g.tx = w, w.Tx()
+	g.run(ctx, first)
+	for more := true; more && !g.broken && len(g.reqs) < db.opts.MaxBatch; {
+		select {
+		case r := <-db.reqs:
+			g.run(ctx, r)
+		default:
+			more = false
 		}
 	}
-	if len(audit) > 0 {
-		err := w.exec(ctx, "SAVEPOINT a")
-		if err == nil {
-			if err = tx.AppendAudit(ctx, audit...); err != nil {
-				w.exec(ctx, "ROLLBACK TO SAVEPOINT a")
-			}
-			if err2 := w.exec(ctx, "RELEASE SAVEPOINT a"); err == nil {
-				err = err2
-			}
-		}
-		for _, i := range auditors {
-			results[i] = err
-		}
-	}
-	if err := w.commit(ctx); err != nil {
-		for i := range results {
-			if results[i] == nil {
-				results[i] = err
-			}
-		}
-	}
-	for i, r := range batch {
-		r.err <- results[i]
+	batchCount.Add(1)
+	batchItems.Add(int64(len(g.reqs)))
+	g.commit(ctx)
+	for i, r := range g.reqs {
+		r.err <- g.results[i]
 	}
 }
 
-func (db *DB) single(r *writeReq) error {
+// group is one write transaction of the writer and the writes in it.
+type group struct {
+	db       *DB
+	w        *wtx
+	tx       *Tx
+	reqs     []*writeReq
+	results  []error
+	audit    []*steward.AuditEntry // audit-only writes, appended together at commit
+	auditors []int
+	broken   bool // a savepoint could not be rolled back: the transaction is lost
+}
+
+// run runs r in its own savepoint. A write that fails is rolled back to its
+// savepoint and leaves the others in the group untouched.
+func (g *group) run(ctx context.Context, r *writeReq) {
+	i := len(g.reqs)
+	g.reqs = append(g.reqs, r)
+	g.results = append(g.results, nil)
 	if err := r.ctx.Err(); err != nil {
-		return err
+		g.results[i] = err
+		return
 	}
-	ctx := context.Background()
-	w, err := db.beginWrite(ctx)
-	if err != nil {
-		return err
+	if r.audit != nil {
+		g.audit = append(g.audit, r.audit...)
+		g.auditors = append(g.auditors, i)
+		return
 	}
-	if err := r.fn(w.Tx()); err != nil {
-		w.rollback(ctx)
-		return err
+	if err := g.w.exec(ctx, "SAVEPOINT w"); err != nil {
+		g.results[i] = err
+		return
 	}
-	return w.commit(ctx)
+	if err := r.fn(g.tx); err != nil {
+		g.results[i] = err
+		if err2 := g.w.exec(ctx, "ROLLBACK TO SAVEPOINT w"); err2 != nil {
+			g.fail(err2)
+			return
+		}
+	}
+	if err := g.w.exec(ctx, "RELEASE SAVEPOINT w"); err != nil && g.results[i] == nil {
+		g.results[i] = err
+	}
+}
+
+// fail rolls the whole transaction back and gives err to every write that had
+// not failed already.
+func (g *group) fail(err error) {
+	g.broken = true
+	g.w.rollback(context.Background())
+	for i := range g.results {
+		if g.results[i] == nil {
+			g.results[i] = err
+		}
+	}
+}
+
+// commit appends the audit-only writes and commits, or rolls back if no write
+// in the group succeeded. A failed commit fails every write.
+func (g *group) commit(ctx context.Context) {
+	if g.broken {
+		return
+	}
+	if len(g.audit) > 0 {
+		err := g.w.exec(ctx, "SAVEPOINT a")
+		if err == nil {
+			if err = g.tx.AppendAudit(ctx, g.audit...); err != nil {
+				g.w.exec(ctx, "ROLLBACK TO SAVEPOINT a")
+			}
+			if err2 := g.w.exec(ctx, "RELEASE SAVEPOINT a"); err == nil {
+				err = err2
+			}
+		}
+		for _, i := range g.auditors {
+			g.results[i] = err
+		}
+	}
+	if !slices.Contains(g.results, nil) {
+		// Every write failed and was rolled back: commit nothing, so that the
+		// database (and its WAL-index header, which the snapshot cache watches)
+		// is left as it was.
+		g.w.rollback(ctx)
+		return
+	}
+	if err := g.w.commit(ctx); err != nil {
+		for i := range g.results {
+			if g.results[i] == nil {
+				g.results[i] = err
+			}
+		}
+	}
 }
 
 // migrate applies the embedded migrations not yet recorded in schema_migrations.
@@ -580,9 +601,22 @@ func (db *DB) migrate(ctx context.Context, migrations fs.FS, dir string) error {
 			return err
 		}
 		text := string(body)
+		if d, ok := strings.CutPrefix(text, "-- dialect: "); ok {
+			// A migration for one engine only is recorded as applied on the other.
+			if d, _, _ = strings.Cut(d, "\n"); strings.TrimSpace(d) != db.dialect {
+				text = ""
+			}
+		}
 		if db.dialect == Postgres {
 			text = strings.ReplaceAll(text, "BLOB", "BYTEA")
 			text = strings.ReplaceAll(text, "X''", "''::bytea")
+		}
+		if db.dialect == SQLite {
+			// Rebuilding a table (create, copy, drop, rename) needs foreign keys
+			// off; they are checked before the migration commits.
+			if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = OFF`); err != nil {
+				return mapErr(err, "migration: foreign keys off")
+			}
 		}
 		tx, err := conn.BeginTx(ctx, nil)
 		if err != nil {
@@ -594,6 +628,12 @@ func (db *DB) migrate(ctx context.Context, migrations fs.FS, dir string) error {
 				return fmt.Errorf("sql: migration %s: %w", base, err)
 			}
 		}
+		if db.dialect == SQLite {
+			if err := foreignKeyCheck(ctx, tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("sql: migration %s: %w", base, err)
+			}
+		}
 		if _, err := tx.ExecContext(ctx, db.q(`INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`), base, time.Now().UnixMicro()); err != nil {
 			tx.Rollback()
 			return mapErr(err, "record migration")
@@ -601,8 +641,33 @@ func (db *DB) migrate(ctx context.Context, migrations fs.FS, dir string) error {
 		if err := tx.Commit(); err != nil {
 			return mapErr(err, "commit migration")
 		}
+		if db.dialect == SQLite {
+			if _, err := conn.ExecContext(ctx, `PRAGMA foreign_keys = ON`); err != nil {
+				return mapErr(err, "migration: foreign keys on")
+			}
+		}
 	}
 	return nil
+}
+
+// foreignKeyCheck fails if any row of the SQLite database in tx breaks a foreign key.
+func foreignKeyCheck(ctx context.Context, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `PRAGMA foreign_key_check`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if rows.Next() {
+		var table string
+		var rowid sql.NullInt64
+		var parent string
+		var fk int
+		if err := rows.Scan(&table, &rowid, &parent, &fk); err != nil {
+			return err
+		}
+		return fmt.Errorf("a row of %s refers to a missing row of %s", table, parent)
+	}
+	return rows.Err()
 }
 
 // splitStatements splits a migration at semicolons that end a line, dropping
