@@ -6,6 +6,10 @@ import "context"
 type Keys interface {
 	// CreateSubjectKey makes and stores the subject's data key; ECONFLICT if it has or had one.
 	CreateSubjectKey(ctx context.Context, subjectID string) (keyID string, err error)
+	// NewSubjectKey returns the id of a new subject (a UUIDv7, as NewID) and its
+	// data key, already stored. Keys are made ahead in batches, so a registration
+	// usually waits for no key-store write.
+	NewSubjectKey(ctx context.Context) (subjectID string, key SubjectKey, err error)
 	// SubjectKey returns the subject's data key: ENOTFOUND if none, EGONE if destroyed.
 	SubjectKey(ctx context.Context, subjectID string) (SubjectKey, error)
 	// DestroySubjectKey crypto-shreds the subject's data, returning the key ids destroyed.

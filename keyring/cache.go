@@ -45,6 +45,11 @@ func (c *cachedKeyStore) PutKey(ctx context.Context, k WrappedKey) error {
 	return nil
 }
 
+// PutKeys stores keys made ahead; they are cached only when handed out.
+func (c *cachedKeyStore) PutKeys(ctx context.Context, keys []WrappedKey) error {
+	return c.ks.PutKeys(ctx, keys)
+}
+
 func (c *cachedKeyStore) put(k WrappedKey, now time.Time) {
 	c.mu.Lock()
 	if len(c.m) >= c.max {

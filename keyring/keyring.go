@@ -52,6 +52,7 @@ type Keyring struct {
 	blind    *macPool               // blind-index key
 	secret   *macPool               // HKDF-derived secret-hash key
 	message  cipher.AEAD            // HKDF-derived outbox message key
+	pool     keyPool                // keys made ahead for new subjects
 }
 
 // New returns a Keyring over the keys of kf and the wrapped DEKs of ks. kf must
@@ -98,20 +99,24 @@ func (r *Keyring) CreateSubjectKey(ctx context.Context, subjectID string) (keyID
 	if err := validSubjectID(subjectID); err != nil {
 		return "", err
 	}
+	k := r.wrapNew(subjectID)
+	if err := r.store.PutKey(ctx, k); err != nil {
+		return "", fmt.Errorf("keyring: store key for subject %s: %w", subjectID, err)
+	}
+	return k.KeyID, nil
+}
+
+// wrapNew makes a random 32-byte DEK for subjectID and returns it wrapped under
+// the active KEK; the DEK itself is wiped.
+func (r *Keyring) wrapNew(subjectID string) WrappedKey {
 	dek := randomKey()
 	defer clear(dek)
-	keyID = "dek-" + randomID(16)
-
+	keyID := "dek-" + randomID(16)
 	out := make([]byte, 1+nonceSize, 1+nonceSize+KeySize+tagSize)
 	out[0] = wrappedV1
 	rand.Read(out[1 : 1+nonceSize])
 	out = r.keks[r.activeID].Seal(out, out[1:1+nonceSize], dek, wrapAD(subjectID, keyID))
-
-	k := WrappedKey{SubjectID: subjectID, KeyID: keyID, KEKID: r.activeID, Wrapped: out, CreatedAt: r.Now().UTC()}
-	if err := r.store.PutKey(ctx, k); err != nil {
-		return "", fmt.Errorf("keyring: store key for subject %s: %w", subjectID, err)
-	}
-	return keyID, nil
+	return WrappedKey{SubjectID: subjectID, KeyID: keyID, KEKID: r.activeID, Wrapped: out, CreatedAt: r.Now().UTC()}
 }
 
 // SubjectKey fetches and unwraps the subject's DEK and returns a handle that
@@ -131,19 +136,25 @@ func (r *Keyring) SubjectKey(ctx context.Context, subjectID string) (*SubjectKey
 	if k.SubjectID != subjectID {
 		return nil, internal(fmt.Errorf("keyring: store returned key %s of subject %s for subject %s", k.KeyID, k.SubjectID, subjectID))
 	}
+	return r.unwrap(k)
+}
+
+// unwrap opens k under its KEK: EINTERNAL if the KEK is not in the key file or k
+// fails authentication.
+func (r *Keyring) unwrap(k WrappedKey) (*SubjectKey, error) {
 	aead, ok := r.keks[k.KEKID]
 	if !ok {
-		return nil, internal(fmt.Errorf("keyring: key %s of subject %s is wrapped under kek %s, which is not in the key file", k.KeyID, subjectID, k.KEKID))
+		return nil, internal(fmt.Errorf("keyring: key %s of subject %s is wrapped under kek %s, which is not in the key file", k.KeyID, k.SubjectID, k.KEKID))
 	}
 	if len(k.Wrapped) != 1+nonceSize+KeySize+tagSize || k.Wrapped[0] != wrappedV1 {
-		return nil, internal(fmt.Errorf("keyring: key %s of subject %s: unknown wrapped key format", k.KeyID, subjectID))
+		return nil, internal(fmt.Errorf("keyring: key %s of subject %s: unknown wrapped key format", k.KeyID, k.SubjectID))
 	}
-	dek, err := aead.Open(nil, k.Wrapped[1:1+nonceSize], k.Wrapped[1+nonceSize:], wrapAD(subjectID, k.KeyID))
+	dek, err := aead.Open(nil, k.Wrapped[1:1+nonceSize], k.Wrapped[1+nonceSize:], wrapAD(k.SubjectID, k.KeyID))
 	if err != nil {
-		return nil, internal(fmt.Errorf("keyring: unwrap key %s of subject %s under kek %s: %w", k.KeyID, subjectID, k.KEKID, err))
+		return nil, internal(fmt.Errorf("keyring: unwrap key %s of subject %s under kek %s: %w", k.KeyID, k.SubjectID, k.KEKID, err))
 	}
 	defer clear(dek)
-	return &SubjectKey{subjectID: subjectID, keyID: k.KeyID, aead: mustGCM(dek)}, nil
+	return &SubjectKey{subjectID: k.SubjectID, keyID: k.KeyID, aead: mustGCM(dek)}, nil
 }
 
 // DestroySubjectKey crypto-shreds the subject: the store deletes the wrapped DEK

@@ -30,6 +30,10 @@ type KeyStore interface {
 	// destroyed or not: a shredded subject is never given a fresh key.
 	PutKey(ctx context.Context, k WrappedKey) error
 
+	// PutKeys stores keys in one transaction: all of them or, on any error, none.
+	// It returns ECONFLICT if any of their subjects has or had a key.
+	PutKeys(ctx context.Context, keys []WrappedKey) error
+
 	// GetKey returns the subject's key. It returns ENOTFOUND if the subject never
 	// had one and EGONE if it was destroyed.
 	GetKey(ctx context.Context, subjectID string) (WrappedKey, error)
@@ -66,6 +70,28 @@ func (s *MemoryKeyStore) PutKey(ctx context.Context, k WrappedKey) error {
 	}
 	k.Wrapped = append([]byte(nil), k.Wrapped...)
 	s.keys[k.SubjectID] = k
+	return nil
+}
+
+// PutKeys implements KeyStore.
+func (s *MemoryKeyStore) PutKeys(ctx context.Context, keys []WrappedKey) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	seen := map[string]bool{}
+	for _, k := range keys {
+		if k.SubjectID == "" || k.KeyID == "" || k.KEKID == "" || len(k.Wrapped) == 0 {
+			return steward.Errorf(steward.EINVALID, "Wrapped key is incomplete.")
+		}
+		if _, ok := s.keys[k.SubjectID]; ok || seen[k.SubjectID] {
+			return steward.WrapError(steward.ECONFLICT, "The subject already has a data key.",
+				fmt.Errorf("keyring: memory store: subject %s has a key", k.SubjectID))
+		}
+		seen[k.SubjectID] = true
+	}
+	for _, k := range keys {
+		k.Wrapped = append([]byte(nil), k.Wrapped...)
+		s.keys[k.SubjectID] = k
+	}
 	return nil
 }
 

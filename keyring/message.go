@@ -60,3 +60,12 @@ func (s Steward) SubjectKey(ctx context.Context, subjectID string) (steward.Subj
 	}
 	return k, nil
 }
+
+// NewSubjectKey returns a new subject's id and its stored data key.
+func (s Steward) NewSubjectKey(ctx context.Context) (string, steward.SubjectKey, error) {
+	k, err := s.Keyring.NewSubjectKey(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return k.SubjectID(), k, nil
+}

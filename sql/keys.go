@@ -48,6 +48,22 @@ func (k *KeyStore) PutKey(ctx context.Context, w keyring.WrappedKey) error {
 	})
 }
 
+// PutKeys stores keys in one transaction; ECONFLICT if any subject has or had one.
+func (k *KeyStore) PutKeys(ctx context.Context, keys []keyring.WrappedKey) error {
+	return k.db.writeTx(ctx, func(tx *Tx) error {
+		for _, w := range keys {
+			_, err := tx.exec(ctx, "insert data key", `INSERT INTO data_keys (subject_id, key_id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?)`,
+				w.SubjectID, w.KeyID, w.KEKID, w.Wrapped, micros(w.CreatedAt))
+			if steward.ErrorCode(err) == steward.ECONFLICT {
+				return steward.Errorf(steward.ECONFLICT, "the subject has a data key already")
+			} else if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // GetKey returns the subject's wrapped key: ENOTFOUND if none, EGONE if destroyed.
 func (k *KeyStore) GetKey(ctx context.Context, subjectID string) (keyring.WrappedKey, error) {
 	var w keyring.WrappedKey
