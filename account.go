@@ -194,15 +194,12 @@ func (s *Service) checkFields(in FieldValues, consented func(purpose string) boo
 // first session. spend, if not nil, runs first in the creating transaction (it
 // spends the registration code), so the code and the account go together.
 func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []byte, values FieldValues, consents []ConsentChoice, method string, spend func(Tx) error) (*Registered, error) {
-	id := NewID()
-	keyID, err := s.keys.CreateSubjectKey(ctx, id)
+	id, key, err := s.keys.NewSubjectKey(ctx)
 	if err != nil {
 		return nil, err
 	}
-	key, err := s.keys.SubjectKey(ctx, id)
-	if err != nil {
-		return nil, err
-	}
+	keyID := key.KeyID()
+
 	now := s.Now()
 	sealed := make([]SealedField, 0, len(values))
 	for _, name := range values.Names() {
@@ -236,13 +233,18 @@ func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []b
 		}
 		entries := []*AuditEntry{s.audit(sctx, AuditRegister, id, "", values.Names(), "region="+s.decl.DefaultRegion())}
 		out.Receipts = out.Receipts[:0]
+		events := make([]*ConsentEvent, 0, len(consents))
 		for _, c := range consents {
-			rc, e, err := s.recordConsent(sctx, tx, id, c, ConsentGrant, method)
+			ev, rc, e, err := s.consentEvent(sctx, id, c, ConsentGrant, method)
 			if err != nil {
 				return err
 			}
+			events = append(events, ev)
 			out.Receipts = append(out.Receipts, *rc)
 			entries = append(entries, e)
+		}
+		if err := tx.AddConsentEvents(ctx, events); err != nil {
+			return err
 		}
 		si, err := s.newSession(ctx, tx, id)
 		if err != nil {
@@ -263,26 +265,36 @@ func (s *Service) createSubject(ctx context.Context, phoneIndex, wechatIndex []b
 
 // recordConsent writes a consent event for subjectID and returns its receipt and audit entry.
 func (s *Service) recordConsent(ctx context.Context, tx Tx, subjectID string, c ConsentChoice, action, method string) (*ConsentReceipt, *AuditEntry, error) {
-	p, ok := s.decl.Purpose(c.Purpose)
-	if !ok {
-		return nil, nil, Errorf(EINVALID, "purpose %q is not declared", c.Purpose)
-	}
-	now := s.Now()
-	e := ConsentEvent{ID: NewID(), SubjectID: subjectID, Purpose: p.Name, Action: action, Separate: action == ConsentGrant && c.Separate,
-		NoticeVersion: s.decl.Version, Method: method, Actor: ActorFrom(ctx).String(), At: now}
-	if err := tx.AddConsentEvent(ctx, &e); err != nil {
+	e, rc, ae, err := s.consentEvent(ctx, subjectID, c, action, method)
+	if err != nil {
 		return nil, nil, err
 	}
+	if err := tx.AddConsentEvent(ctx, e); err != nil {
+		return nil, nil, err
+	}
+	return rc, ae, nil
+}
+
+// consentEvent returns a consent event for subjectID, its receipt and its audit
+// entry, for the caller to write; EINVALID for an undeclared purpose.
+func (s *Service) consentEvent(ctx context.Context, subjectID string, c ConsentChoice, action, method string) (*ConsentEvent, *ConsentReceipt, *AuditEntry, error) {
+	p, ok := s.decl.Purpose(c.Purpose)
+	if !ok {
+		return nil, nil, nil, Errorf(EINVALID, "purpose %q is not declared", c.Purpose)
+	}
+	now := s.Now()
+	e := &ConsentEvent{ID: NewID(), SubjectID: subjectID, Purpose: p.Name, Action: action, Separate: action == ConsentGrant && c.Separate,
+		NoticeVersion: s.decl.Version, Method: method, Actor: ActorFrom(ctx).String(), At: now}
 	auditAction := AuditConsentGrant
 	if action == ConsentWithdraw {
 		auditAction = AuditConsentWithdraw
 	}
 	rc := &ConsentReceipt{ReceiptID: e.ID, Version: "steward.consent-receipt/v1", Controller: s.decl.Controller, SubjectID: subjectID,
-		NoticeVersion: s.decl.Version, Event: e, Purpose: *p, SensitiveFields: s.decl.SensitiveFields(p), IssuedAt: now}
+		NoticeVersion: s.decl.Version, Event: *e, Purpose: *p, SensitiveFields: s.decl.SensitiveFields(p), IssuedAt: now}
 	if rc.SensitiveFields == nil {
 		rc.SensitiveFields = []string{}
 	}
-	return rc, s.audit(ctx, auditAction, subjectID, p.Name, p.Fields, "event="+e.ID+" method="+method), nil
+	return e, rc, s.audit(ctx, auditAction, subjectID, p.Name, p.Fields, "event="+e.ID+" method="+method), nil
 }
 
 // Profile is what a signed-in subject sees of their account.

@@ -156,6 +156,8 @@ type Tx interface {
 	DeleteAllFields(ctx context.Context, subjectID string) error
 
 	AddConsentEvent(ctx context.Context, e *ConsentEvent) error
+	// AddConsentEvents is AddConsentEvent for several events at once, in order.
+	AddConsentEvents(ctx context.Context, events []*ConsentEvent) error
 	ConsentState(ctx context.Context, subjectID, purpose string) (*ConsentState, error)
 	ConsentStates(ctx context.Context, subjectID string) ([]ConsentState, error)
 	ConsentEvents(ctx context.Context, subjectID string) ([]ConsentEvent, error)

@@ -288,12 +288,46 @@ func (t *Tx) PurposeSnapshot(ctx context.Context, subjectID, purpose string, fie
 }
 
 func (t *Tx) PutFields(ctx context.Context, fields []steward.SealedField) error {
-	for _, f := range fields {
-		if _, err := t.exec(ctx, "upsert field", `INSERT INTO subject_fields (subject_id, field, value, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (subject_id, field) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-			f.SubjectID, f.Field, f.Value, micros(f.UpdatedAt)); err != nil {
+	// One statement may not upsert a row twice on PostgreSQL: the last value wins.
+	last := make(map[[2]string]int, len(fields))
+	for i, f := range fields {
+		last[[2]string{f.SubjectID, f.Field}] = i
+	}
+	args := make([]any, 0, 4*len(fields))
+	for i, f := range fields {
+		if last[[2]string{f.SubjectID, f.Field}] != i {
+			continue
+		}
+		args = append(args, f.SubjectID, f.Field, f.Value, micros(f.UpdatedAt))
+	}
+	return t.insertRows(ctx, "upsert field", `INSERT INTO subject_fields (subject_id, field, value, updated_at) VALUES `,
+		` ON CONFLICT (subject_id, field) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, 4, args)
+}
+
+// maxRowsPerInsert bounds the rows of one multi-row INSERT, and so the number of
+// distinct statements insertRows prepares per table.
+const maxRowsPerInsert = 16
+
+// insertRows inserts len(args)/cols rows with head ("INSERT INTO t (a, b) VALUES ")
+// and tail (an ON CONFLICT clause, or ""), up to maxRowsPerInsert rows per
+// statement: on SQLite each statement costs more than each row.
+func (t *Tx) insertRows(ctx context.Context, op, head, tail string, cols int, args []any) error {
+	for len(args) > 0 {
+		n := min(len(args)/cols, maxRowsPerInsert)
+		var b strings.Builder
+		b.WriteString(head)
+		row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+		for i := range n {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(row)
+		}
+		b.WriteString(tail)
+		if _, err := t.exec(ctx, op, b.String(), args[:n*cols]...); err != nil {
 			return err
 		}
+		args = args[n*cols:]
 	}
 	return nil
 }
@@ -346,16 +380,35 @@ func (t *Tx) DeleteAllFields(ctx context.Context, subjectID string) error {
 }
 
 func (t *Tx) AddConsentEvent(ctx context.Context, e *steward.ConsentEvent) error {
-	if _, err := t.exec(ctx, "insert consent event", `INSERT INTO consent_events (id, subject_id, purpose, action, separate, notice_version, method, actor, at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.ID, e.SubjectID, e.Purpose, e.Action, e.Separate, e.NoticeVersion, e.Method, e.Actor, micros(e.At)); err != nil {
+	return t.AddConsentEvents(ctx, []*steward.ConsentEvent{e})
+}
+
+func (t *Tx) AddConsentEvents(ctx context.Context, events []*steward.ConsentEvent) error {
+	if len(events) == 0 {
+		return nil
+	}
+	// One statement may not upsert a row twice on PostgreSQL: a purpose's last
+	// event sets its state.
+	last := make(map[[2]string]int, len(events))
+	for i, e := range events {
+		last[[2]string{e.SubjectID, e.Purpose}] = i
+	}
+	ev := make([]any, 0, 9*len(events))
+	st := make([]any, 0, 7*len(events))
+	for i, e := range events {
+		ev = append(ev, e.ID, e.SubjectID, e.Purpose, e.Action, e.Separate, e.NoticeVersion, e.Method, e.Actor, micros(e.At))
+		if last[[2]string{e.SubjectID, e.Purpose}] != i {
+			continue
+		}
+		s := e.Apply()
+		st = append(st, e.SubjectID, s.Purpose, s.Granted, s.Separate, s.NoticeVersion, s.EventID, micros(s.At))
+	}
+	if err := t.insertRows(ctx, "insert consent event", `INSERT INTO consent_events (id, subject_id, purpose, action, separate, notice_version, method, actor, at) VALUES `, "", 9, ev); err != nil {
 		return err
 	}
-	st := e.Apply()
-	_, err := t.exec(ctx, "upsert consent", `INSERT INTO consents (subject_id, purpose, granted, separate, notice_version, event_id, at) VALUES (?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (subject_id, purpose) DO UPDATE SET granted = excluded.granted, separate = excluded.separate,
-		notice_version = excluded.notice_version, event_id = excluded.event_id, at = excluded.at`,
-		e.SubjectID, st.Purpose, st.Granted, st.Separate, st.NoticeVersion, st.EventID, micros(st.At))
-	return err
+	return t.insertRows(ctx, "upsert consent", `INSERT INTO consents (subject_id, purpose, granted, separate, notice_version, event_id, at) VALUES `,
+		` ON CONFLICT (subject_id, purpose) DO UPDATE SET granted = excluded.granted, separate = excluded.separate,
+		notice_version = excluded.notice_version, event_id = excluded.event_id, at = excluded.at`, 7, st)
 }
 
 func (t *Tx) ConsentState(ctx context.Context, subjectID, purpose string) (*steward.ConsentState, error) {
@@ -563,6 +616,7 @@ func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) er
 	if err := t.row(ctx, `SELECT seq, hash FROM `+t.db.chain+`_head WHERE id = 1`+lock).Scan(&seq, &prev); err != nil {
 		return mapErr(err, "read audit head")
 	}
+	args := make([]any, 0, 12*len(entries))
 	for _, e := range entries {
 		seq++
 		if e.ID == "" {
@@ -571,12 +625,12 @@ func (t *Tx) AppendAudit(ctx context.Context, entries ...*steward.AuditEntry) er
 		e.At = e.At.UTC().Truncate(time.Microsecond)
 		e.Seq, e.PrevHash = seq, prev
 		e.Hash = e.ComputeHash(prev)
-		if _, err := t.exec(ctx, "insert audit entry", `INSERT INTO `+t.db.chain+`_log (seq, id, at, actor_kind, actor_id, action, subject_id, purpose, fields, detail, prev_hash, hash)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, e.Seq, e.ID, micros(e.At), e.ActorKind, e.ActorID, e.Action, e.SubjectID, e.Purpose,
-			strings.Join(e.Fields, ","), e.Detail, orEmpty(e.PrevHash), e.Hash); err != nil {
-			return err
-		}
+		args = append(args, e.Seq, e.ID, micros(e.At), e.ActorKind, e.ActorID, e.Action, e.SubjectID, e.Purpose,
+			strings.Join(e.Fields, ","), e.Detail, orEmpty(e.PrevHash), e.Hash)
 		prev = e.Hash
+	}
+	if err := t.insertRows(ctx, "insert audit entry", `INSERT INTO `+t.db.chain+`_log (`+auditColumns+`) VALUES `, "", 12, args); err != nil {
+		return err
 	}
 	_, err := t.exec(ctx, "update audit head", `UPDATE `+t.db.chain+`_head SET seq = ?, hash = ? WHERE id = 1`, seq, prev)
 	return err

@@ -236,10 +236,27 @@ func confFields(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 	get("GetFields(s1, empty list)", "s1", []string{}, nil)
 	get("GetFields(unknown subject)", "nobody", nil, nil)
 
-	// Upsert: a second PutFields of a field replaces its value and time.
+	// Upsert: a second PutFields of a field replaces its value and time; a field
+	// given twice in one call takes the last value.
 	name1b := steward.SealedField{SubjectID: "s1", Field: "name", Value: []byte("sealed-name-1b"), UpdatedAt: confAt(time.Hour)}
-	confWrite(t, s, func(tx steward.Tx) error { return tx.PutFields(ctx, []steward.SealedField{name1b}) })
+	name1x := steward.SealedField{SubjectID: "s1", Field: "name", Value: []byte("sealed-name-1x"), UpdatedAt: confAt(time.Minute)}
+	confWrite(t, s, func(tx steward.Tx) error { return tx.PutFields(ctx, []steward.SealedField{name1x, name1b}) })
 	get("GetFields(s1, name) after upsert", "s1", []string{"name"}, []steward.SealedField{name1b})
+
+	// More fields than one statement holds.
+	var many []steward.SealedField
+	for i := range 40 {
+		many = append(many, steward.SealedField{SubjectID: "s2", Field: fmt.Sprintf("f%02d", i), Value: []byte{byte(i)}, UpdatedAt: confAt(0)})
+	}
+	confWrite(t, s, func(tx steward.Tx) error { return tx.PutFields(ctx, many) })
+	get("GetFields(s2, 40 fields)", "s2", []string{"f00", "f17", "f39"}, []steward.SealedField{many[0], many[17], many[39]})
+	confWrite(t, s, func(tx steward.Tx) error {
+		names := make([]string, len(many))
+		for i, f := range many {
+			names[i] = f.Field
+		}
+		return tx.DeleteFields(ctx, "s2", names)
+	})
 
 	// An empty or nil list deletes nothing: it never means "all".
 	confWrite(t, s, func(tx steward.Tx) error {
@@ -356,9 +373,12 @@ func confConsents(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		ev("ev-b", "s1", "marketing", steward.ConsentWithdraw, false, 2*time.Minute),
 		ev("ev-0", "s2", "marketing", steward.ConsentGrant, false, 3*time.Minute),
 	}
-	for _, e := range events {
-		confWrite(t, s, func(tx steward.Tx) error { return tx.AddConsentEvent(ctx, &e) })
-	}
+	// Several events in one call, two of them for one purpose (its last one
+	// sets the state), then one alone.
+	confWrite(t, s, func(tx steward.Tx) error {
+		return tx.AddConsentEvents(ctx, []*steward.ConsentEvent{&events[0], &events[1], &events[2]})
+	})
+	confWrite(t, s, func(tx steward.Tx) error { return tx.AddConsentEvent(ctx, &events[3]) })
 	confRead(t, s, func(tx steward.Tx) error {
 		got, err := tx.ConsentState(ctx, "s1", "marketing")
 		if err != nil {
@@ -699,6 +719,23 @@ func confAuditTrail(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 	}); err != nil {
 		t.Fatalf("ReadAccess: %v", err)
 	}
+
+	// More entries in one call than one statement holds: the chain goes on.
+	bulk := make([]*steward.AuditEntry, 40)
+	for i := range bulk {
+		bulk[i] = confEntry(fmt.Sprintf("b-%02d", i), steward.AuditUpdate, "s3", []string{"name"}, time.Duration(4+i)*time.Second)
+	}
+	confWrite(t, s, func(tx steward.Tx) error { return tx.AppendAudit(ctx, bulk...) })
+	all = append(all, bulk...)
+	confWantChain(t, "AppendAudit(40 entries)", all)
+	want = want[:0]
+	for _, e := range all {
+		want = append(want, *e)
+	}
+	confRead(t, s, func(tx steward.Tx) error {
+		confDiff(t, "ScanAudit(0) after 40 more, verified", want, confChain(t, tx))
+		return nil
+	})
 }
 
 // unchained compares audit entries without the fields the chain assigns.
