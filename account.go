@@ -154,6 +154,10 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		wechat = s.keys.BlindIndex(wechatIndexKind, w.ID())
 	}
 	spend := func(tx Tx) error {
+		// The code read above, unchanged and still the latest: one statement.
+		if ok, err := tx.ConsumeCode(ctx, code, s.Now()); err != nil || ok {
+			return err
+		}
 		c, err := tx.LatestCode(ctx, CodeRegister, target)
 		if err != nil || c.ID != code.ID {
 			return Errorf(ECONFLICT, "a newer one-time code was sent meanwhile; use the latest code")

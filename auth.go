@@ -47,7 +47,7 @@ func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, s
 		CreatedAt: now, ExpiresAt: now.Add(s.otp.TTL)}
 	c.CodeHash = s.codeHash(purpose, target, subjectID, code)
 	err := s.store.Write(ctx, func(tx Tx) error {
-		byTarget, byClient, err := tx.CountCodes(ctx, now.Add(-time.Hour), target, c.Client)
+		byTarget, byClient, latest, err := tx.CountCodes(ctx, now.Add(-time.Hour), target, c.Client, purpose)
 		if err != nil {
 			return err
 		}
@@ -61,11 +61,9 @@ func (s *Service) sendCode(ctx context.Context, purpose string, target []byte, s
 		if c.Client != "" && subjectID == "" && byClient >= s.otp.PerClientPerHour {
 			return Errorf(ETOOMANY, "too many codes were asked from this address in the last hour; try again later")
 		}
-		if last, err := tx.LatestCode(ctx, purpose, target); err == nil && now.Sub(last.CreatedAt) < s.otp.ResendInterval {
-			wait := s.otp.ResendInterval - now.Sub(last.CreatedAt)
+		if !latest.IsZero() && now.Sub(latest) < s.otp.ResendInterval {
+			wait := s.otp.ResendInterval - now.Sub(latest)
 			return Errorf(ETOOMANY, "a code was sent to this number moments ago; wait %d seconds before asking again", int(wait.Seconds()+0.999))
-		} else if err != nil && ErrorCode(err) != ENOTFOUND {
-			return err
 		}
 		if err := tx.CreateCode(ctx, c); err != nil {
 			return err

@@ -166,8 +166,15 @@ type Tx interface {
 	LatestCode(ctx context.Context, purpose string, target []byte) (*OneTimeCode, error)
 	LatestSubjectCode(ctx context.Context, purpose, subjectID string) (*OneTimeCode, error)
 	UpdateCode(ctx context.Context, c *OneTimeCode) error
-	// CountCodes counts codes created since t for target and for client.
-	CountCodes(ctx context.Context, since time.Time, target []byte, client string) (byTarget, byClient int, err error)
+	// ConsumeCode marks c consumed at at, in one statement, if its row is still
+	// as read (not consumed, the same attempts, not expired at at) and it is still
+	// the latest code for its purpose and target (LatestCode's order); it reports
+	// whether it did. A false leaves the caller to find out why.
+	ConsumeCode(ctx context.Context, c *OneTimeCode, at time.Time) (bool, error)
+	// CountCodes counts codes created since the time given for target and for
+	// client (0 for an empty client), and tells when the latest code for purpose
+	// and target was created (zero if none): a send's limits in one statement.
+	CountCodes(ctx context.Context, since time.Time, target []byte, client, purpose string) (byTarget, byClient int, latest time.Time, err error)
 	DeleteCodes(ctx context.Context, subjectID string, target []byte) error
 
 	CreateSession(ctx context.Context, s *Session) error

@@ -493,17 +493,37 @@ func (t *Tx) UpdateCode(ctx context.Context, c *steward.OneTimeCode) error {
 	return err
 }
 
-func (t *Tx) CountCodes(ctx context.Context, since time.Time, target []byte, client string) (int, int, error) {
+func (t *Tx) CountCodes(ctx context.Context, since time.Time, target []byte, client, purpose string) (int, int, time.Time, error) {
 	var byTarget, byClient int
-	if err := t.row(ctx, `SELECT COUNT(*) FROM one_time_codes WHERE target = ? AND created_at >= ?`, target, micros(since)).Scan(&byTarget); err != nil {
-		return 0, 0, mapErr(err, "count codes")
+	var latest int64
+	err := t.row(ctx, `SELECT
+		(SELECT COUNT(*) FROM one_time_codes WHERE target = ? AND created_at >= ?),
+		CASE WHEN ? = '' THEN 0 ELSE (SELECT COUNT(*) FROM one_time_codes WHERE client = ? AND created_at >= ?) END,
+		(SELECT COALESCE(MAX(created_at), 0) FROM one_time_codes WHERE target = ? AND purpose = ?)`,
+		target, micros(since), client, client, micros(since), target, purpose).Scan(&byTarget, &byClient, &latest)
+	if err != nil {
+		return 0, 0, time.Time{}, mapErr(err, "count codes")
 	}
-	if client != "" {
-		if err := t.row(ctx, `SELECT COUNT(*) FROM one_time_codes WHERE client = ? AND created_at >= ?`, client, micros(since)).Scan(&byClient); err != nil {
-			return 0, 0, mapErr(err, "count codes")
-		}
+	return byTarget, byClient, fromMicros(latest), nil
+}
+
+func (t *Tx) ConsumeCode(ctx context.Context, c *steward.OneTimeCode, at time.Time) (bool, error) {
+	res, err := t.exec(ctx, "consume code", `UPDATE one_time_codes SET consumed_at = ?
+		WHERE id = ? AND consumed_at = 0 AND attempts = ? AND expires_at >= ?
+		AND NOT EXISTS (SELECT 1 FROM one_time_codes n WHERE n.target = ? AND n.purpose = ?
+			AND (n.created_at > ? OR (n.created_at = ? AND n.id > ?)))`,
+		micros(at), c.ID, c.Attempts, micros(at), c.Target, c.Purpose, micros(c.CreatedAt), micros(c.CreatedAt), c.ID)
+	if err != nil {
+		return false, err
 	}
-	return byTarget, byClient, nil
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, mapErr(err, "consume code")
+	}
+	if n == 1 {
+		c.ConsumedAt = at
+	}
+	return n == 1, nil
 }
 
 func (t *Tx) DeleteCodes(ctx context.Context, subjectID string, target []byte) error {

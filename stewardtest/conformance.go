@@ -447,9 +447,13 @@ func confCodes(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 	}
 	count := func(tx steward.Tx, since time.Time, target []byte, client string, wantTarget, wantClient int) {
 		t.Helper()
-		byTarget, byClient, err := tx.CountCodes(ctx, since, target, client)
-		if err != nil || byTarget != wantTarget || byClient != wantClient {
-			t.Errorf("CountCodes(%v, %s, %s) = %d, %d, %v; want %d, %d, nil", since, target, client, byTarget, byClient, err, wantTarget, wantClient)
+		byTarget, byClient, latest, err := tx.CountCodes(ctx, since, target, client, steward.CodeRegister)
+		var wantLatest time.Time
+		if c, err := tx.LatestCode(ctx, steward.CodeRegister, target); err == nil {
+			wantLatest = c.CreatedAt
+		}
+		if err != nil || byTarget != wantTarget || byClient != wantClient || !latest.Equal(wantLatest) {
+			t.Errorf("CountCodes(%v, %s, %s, register) = %d, %d, %v, %v; want %d, %d, %v, nil", since, target, client, byTarget, byClient, latest, err, wantTarget, wantClient, wantLatest)
 		}
 	}
 	confRead(t, s, func(tx steward.Tx) error {
@@ -469,8 +473,32 @@ func confCodes(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		count(tx, confAt(150*time.Second), targetA, "client-2", 0, 1) // none; c5
 		count(tx, confAt(time.Hour), targetA, "client-1", 0, 0)       // none; none
 		count(tx, confAt(-time.Hour), []byte("target-z"), "nobody", 0, 0)
+		count(tx, confAt(0), targetA, "", 3, 0) // no client: no count by client
 		return nil
 	})
+
+	// ConsumeCode spends a code only as read and only while it is the latest.
+	consume := func(what string, c *steward.OneTimeCode, at time.Time, want bool) {
+		t.Helper()
+		var got bool
+		confWrite(t, s, func(tx steward.Tx) (err error) { got, err = tx.ConsumeCode(ctx, c, at); return err })
+		if got != want {
+			t.Errorf("ConsumeCode(%s) = %v, want %v", what, got, want)
+		}
+	}
+	consume("code-1, a newer code was sent since", c1, confAt(time.Minute), false)
+	consume("code-3, expired", c3, confAt(time.Hour), false)
+	stale := *c3
+	stale.Attempts = 1
+	consume("code-3, attempts changed since read", &stale, confAt(3*time.Minute), false)
+	consume("code-3", c3, confAt(3*time.Minute), true)
+	if !c3.ConsumedAt.Equal(confAt(3 * time.Minute)) {
+		t.Errorf("ConsumeCode left ConsumedAt %v in the code", c3.ConsumedAt)
+	}
+	again := *c3
+	again.ConsumedAt = time.Time{}
+	consume("code-3 again", &again, confAt(4*time.Minute), false)
+	confRead(t, s, func(tx steward.Tx) error { latest(tx, steward.CodeSignIn, targetA, c3, ""); return nil })
 
 	// UpdateCode records attempts and consumption, and nothing else.
 	upd := *c2
