@@ -29,7 +29,7 @@ type keyPool struct {
 // NewSubjectKey returns the data key of a new subject, whose id is
 // k.SubjectID() (steward.NewID: a UUIDv7), already stored. Keys are made ahead
 // in batches, so most calls cost no key-store write; a process that stops
-// leaves up to poolBatch+poolLow stored keys that no subject ever used, which
+// leaves up to poolBatch+poolLow-1 stored keys that no subject ever used, which
 // protect nothing. It returns the key store's errors, or ctx's while it waits
 // for a batch.
 func (r *Keyring) NewSubjectKey(ctx context.Context) (*SubjectKey, error) {
