@@ -408,9 +408,9 @@ func (db *DB) beginWrite(ctx context.Context) (*wtx, error) {
 
 func (w *wtx) Tx() *Tx {
 	if w.tx != nil {
-		return &Tx{db: w.db, tx: w.tx}
+		return &Tx{db: w.db, tx: w.tx, write: true}
 	}
-	return &Tx{db: w.db, conn: w.db.writeConn}
+	return &Tx{db: w.db, conn: w.db.writeConn, write: true}
 }
 
 func (w *wtx) exec(ctx context.Context, stmt string) error {

@@ -115,11 +115,26 @@ type Tx struct {
 	db   *DB
 	tx   *sql.Tx
 	conn *conn
+	// write: the writer's transaction, shared by a group of writes. Its
+	// statements run to the end whatever the caller's context: cancelling one
+	// (SQLite interrupts the statement and may roll the whole transaction back;
+	// PostgreSQL aborts it) would fail every other write in the group. The writer
+	// checks each write's context before running it; once run, a write completes.
+	write bool
+}
+
+// ctx returns the context statements of t run under.
+func (t *Tx) ctx(ctx context.Context) context.Context {
+	if t.write {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
 }
 
 var _ steward.Tx = (*Tx)(nil)
 
 func (t *Tx) exec(ctx context.Context, op, query string, args ...any) (sql.Result, error) {
+	ctx = t.ctx(ctx)
 	if t.conn != nil {
 		st, err := t.conn.stmt(ctx, query)
 		if err != nil {
@@ -140,6 +155,7 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 func (t *Tx) row(ctx context.Context, query string, args ...any) rowScanner {
+	ctx = t.ctx(ctx)
 	if t.conn != nil {
 		st, err := t.conn.stmt(ctx, query)
 		if err != nil {
@@ -151,6 +167,7 @@ func (t *Tx) row(ctx context.Context, query string, args ...any) rowScanner {
 }
 
 func (t *Tx) rows(ctx context.Context, op, query string, args ...any) (*sql.Rows, error) {
+	ctx = t.ctx(ctx)
 	if t.conn != nil {
 		st, err := t.conn.stmt(ctx, query)
 		if err != nil {
