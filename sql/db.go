@@ -146,7 +146,11 @@ func OpenAccess(ctx context.Context, dsn string, opts Options) (*DB, error) {
 
 // OpenKeys opens the key store database at dsn and applies its migrations.
 func OpenKeys(ctx context.Context, dsn string, opts Options) (*DB, error) {
-	return open(ctx, dsn, opts, keyMigrations, "keymigrations")
+	db, err := open(ctx, dsn, opts, keyMigrations, "keymigrations")
+	if err == nil {
+		db.chain = "" // the key store holds no hash chain
+	}
+	return db, err
 }
 
 func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir string) (*DB, error) {
@@ -403,7 +407,22 @@ func (db *DB) beginWrite(ctx context.Context) (*wtx, error) {
 		return &wtx{db: db}, db.writeConn.run(ctx, "BEGIN IMMEDIATE")
 	}
 	tx, err := db.write.BeginTx(ctx, nil)
-	return &wtx{db: db, tx: tx}, mapErr(err, "begin write")
+	if err != nil {
+		return nil, mapErr(err, "begin write")
+	}
+	if db.chain != "" {
+		// Every write transaction of a database with a hash chain takes the
+		// chain's head first, as SQLite's BEGIN IMMEDIATE takes its one write
+		// lock: PostgreSQL write transactions, of this process and of any other,
+		// then run one at a time. Without it, two groups of writes could take a
+		// code's row and the head in opposite orders (a deadlock), and a code's
+		// limits, attempts and single use, read and then written, would race.
+		if _, err := tx.ExecContext(ctx, `SELECT seq FROM `+db.chain+`_head WHERE id = 1 FOR UPDATE`); err != nil {
+			tx.Rollback()
+			return nil, mapErr(err, "lock the chain head")
+		}
+	}
+	return &wtx{db: db, tx: tx}, nil
 }
 
 func (w *wtx) Tx() *Tx {
