@@ -1,6 +1,8 @@
 package http
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 
@@ -54,6 +56,10 @@ func CodeOf(status int) string {
 	return ""
 }
 
+// StatusClientClosedRequest is the status logged for a request its client
+// abandoned (nginx's 499).
+const StatusClientClosedRequest = 499
+
 // errorBody is the JSON every error response carries.
 type errorBody struct {
 	Error errorDetail `json:"error"`
@@ -68,8 +74,18 @@ type errorDetail struct {
 // status of its code. It is the one function that writes errors. Only the
 // user-facing message of a *steward.Error is sent; for EINTERNAL and EUNAVAILABLE
 // the cause is logged with the request id and the client sees a generic message.
-// EUNAUTHORIZED adds the WWW-Authenticate challenge of RFC 6750.
+// EUNAUTHORIZED adds the WWW-Authenticate challenge of RFC 6750. A request whose
+// client hung up (its context ended, and err is that context's error) is not a
+// server error: it is logged at info and answered with status 499, the
+// convention for "client closed request", which nobody reads but the access log
+// and the metrics count as the client's.
 func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request abandoned by the client",
+			slog.String("request_id", requestID(w)), slog.String("route", r.Pattern))
+		w.WriteHeader(StatusClientClosedRequest)
+		return
+	}
 	code := steward.ErrorCode(err)
 	msg := steward.ErrorMessage(err)
 	switch code {

@@ -134,6 +134,36 @@ func TestInternalError(t *testing.T) {
 	}
 }
 
+// TestAbandonedRequest: a request whose client hung up is not logged as an
+// internal error.
+func TestAbandonedRequest(t *testing.T) {
+	var logs lockedBuffer
+	s := NewServer(newEnv(t, "sqlite").Service, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	s.handleOps("GET /test/abandoned", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		s.Error(w, r, fmt.Errorf("sql: read subject: %w", r.Context().Err()))
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/test/abandoned", nil).WithContext(ctx))
+	if rec.Code != StatusClientClosedRequest {
+		t.Errorf("status %d, want %d", rec.Code, StatusClientClosedRequest)
+	}
+	if strings.Contains(logs.String(), "internal error") || !strings.Contains(logs.String(), "request abandoned by the client") {
+		t.Errorf("logs: %s", logs.String())
+	}
+	// The same error while the client still waits is an internal error.
+	s.handleOps("GET /test/cancelled-inside", func(w http.ResponseWriter, r *http.Request) {
+		s.Error(w, r, fmt.Errorf("sql: read subject: %w", context.Canceled))
+	})
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/test/cancelled-inside", nil))
+	if rec.Code != 500 {
+		t.Errorf("a cancellation not the client's: status %d, want 500", rec.Code)
+	}
+}
+
 func TestOps(t *testing.T) {
 	for _, engine := range stewardtest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
