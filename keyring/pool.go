@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/stewardhq/steward"
 )
@@ -24,6 +25,7 @@ type keyPool struct {
 	filling bool
 	filled  chan struct{} // closed when the fill in progress ends
 	err     error         // the last fill's error, for those who waited on it
+	last    string        // the largest subject id made, read and set by one fill at a time
 }
 
 // NewSubjectKey returns the data key of a new subject, whose id is
@@ -68,6 +70,16 @@ func (r *Keyring) NewSubjectKey(ctx context.Context) (*SubjectKey, error) {
 	}
 }
 
+// newIDs returns n new subject ids, sorted.
+func newIDs(n int) []string {
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = steward.NewID()
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // startFill makes and stores a batch of keys in the background. p.mu is held.
 func (r *Keyring) startFill(ctx context.Context) {
 	p := &r.pool
@@ -76,11 +88,16 @@ func (r *Keyring) startFill(ctx context.Context) {
 	go func() {
 		// Ids handed out in ascending order keep the data store's inserts at the
 		// right edge of its indexes, where a commit's rows share pages.
-		ids := make([]string, poolBatch)
-		for i := range ids {
-			ids[i] = steward.NewID()
+		// NewID is ordered by millisecond only, so a batch made within the
+		// millisecond of the last could start below it: it is made again a
+		// millisecond later (once: a clock set back is not waited for, the order
+		// only saves pages).
+		ids := newIDs(poolBatch)
+		if ids[0] <= p.last {
+			time.Sleep(time.Millisecond)
+			ids = newIDs(poolBatch)
 		}
-		slices.Sort(ids)
+		p.last = ids[len(ids)-1]
 		batch := make([]WrappedKey, poolBatch)
 		for i, id := range ids {
 			batch[i] = r.wrapNew(id)
