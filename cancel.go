@@ -138,8 +138,11 @@ func (s *Service) Erase(ctx context.Context, id, reason string) (*DeletionReceip
 	if err != nil {
 		return nil, err
 	}
-	keys, err := s.keys.DestroySubjectKey(ctx, id)
+	// The data is gone and the sessions revoked: the key must go too, whatever
+	// the caller does now (a client hanging up must not leave it behind).
+	keys, err := s.keys.DestroySubjectKey(context.WithoutCancel(ctx), id)
 	if err != nil {
+		s.log.Error("erasure: the subject's data was deleted but its data key was not destroyed", "subject", id, "err", err)
 		return nil, err
 	}
 	rc.KeyIDsDestroyed = keys

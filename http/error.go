@@ -1,8 +1,6 @@
 package http
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"net/http"
 
@@ -74,15 +72,17 @@ type errorDetail struct {
 // status of its code. It is the one function that writes errors. Only the
 // user-facing message of a *steward.Error is sent; for EINTERNAL and EUNAVAILABLE
 // the cause is logged with the request id and the client sees a generic message.
-// EUNAUTHORIZED adds the WWW-Authenticate challenge of RFC 6750. A request whose
-// client hung up (its context ended, and err is that context's error) is not a
-// server error: it is logged at info and answered with status 499, the
-// convention for "client closed request", which nobody reads but the access log
-// and the metrics count as the client's.
+// EUNAUTHORIZED adds the WWW-Authenticate challenge of RFC 6750. An error of a
+// request whose client hung up (its context ended) is not a server error, even
+// when the cancellation surfaced as another error (database/sql rolls a read
+// back on cancellation, and its commit then fails): it is logged at info with
+// the error, and answered with status 499, the convention for "client closed
+// request", which nobody reads but the access log and the metrics count as the
+// client's.
 func (s *Server) Error(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+	if r.Context().Err() != nil {
 		s.log.LogAttrs(r.Context(), slog.LevelInfo, "request abandoned by the client",
-			slog.String("request_id", requestID(w)), slog.String("route", r.Pattern))
+			slog.String("request_id", requestID(w)), slog.String("route", r.Pattern), slog.String("err", err.Error()))
 		w.WriteHeader(StatusClientClosedRequest)
 		return
 	}

@@ -153,6 +153,17 @@ func TestAbandonedRequest(t *testing.T) {
 	if strings.Contains(logs.String(), "internal error") || !strings.Contains(logs.String(), "request abandoned by the client") {
 		t.Errorf("logs: %s", logs.String())
 	}
+	// Another error of a request whose client is gone (database/sql's commit
+	// after its rollback on cancellation) is the client's too.
+	s.handleOps("GET /test/abandoned-commit", func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done()
+		s.Error(w, r, errors.New("sql: commit read: sql: transaction has already been committed or rolled back"))
+	})
+	rec = httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/test/abandoned-commit", nil).WithContext(ctx))
+	if rec.Code != StatusClientClosedRequest || strings.Contains(logs.String(), "internal error") {
+		t.Errorf("an abandoned request's commit error: status %d, logs %s", rec.Code, logs.String())
+	}
 	// The same error while the client still waits is an internal error.
 	s.handleOps("GET /test/cancelled-inside", func(w http.ResponseWriter, r *http.Request) {
 		s.Error(w, r, fmt.Errorf("sql: read subject: %w", context.Canceled))
