@@ -59,18 +59,7 @@ func NewMemoryKeyStore() *MemoryKeyStore {
 // PutKey implements KeyStore. It returns EINVALID if k has no subject id, key id
 // or wrapped bytes, and ECONFLICT if the subject has or had a key.
 func (s *MemoryKeyStore) PutKey(ctx context.Context, k WrappedKey) error {
-	if k.SubjectID == "" || k.KeyID == "" || k.KEKID == "" || len(k.Wrapped) == 0 {
-		return steward.Errorf(steward.EINVALID, "Wrapped key is incomplete.")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.keys[k.SubjectID]; ok {
-		return steward.WrapError(steward.ECONFLICT, "The subject already has a data key.",
-			fmt.Errorf("keyring: memory store: subject %s has a key", k.SubjectID))
-	}
-	k.Wrapped = append([]byte(nil), k.Wrapped...)
-	s.keys[k.SubjectID] = k
-	return nil
+	return s.PutKeys(ctx, []WrappedKey{k})
 }
 
 // PutKeys implements KeyStore.

@@ -74,6 +74,7 @@ type DB struct {
 	done    chan struct{}
 	wg      sync.WaitGroup
 	rebound sync.Map // query → PostgreSQL query
+	inserts sync.Map // insertShape → multi-row INSERT text
 
 	// chain names the tables of the hash chain this database holds: "audit"
 	// (audit_log, audit_head) or "access" (access_log, access_head).

@@ -38,14 +38,7 @@ func (k *KeyStore) Ping(ctx context.Context) error { return k.db.Ping(ctx) }
 
 // PutKey stores a wrapped key; ECONFLICT if the subject has or had one.
 func (k *KeyStore) PutKey(ctx context.Context, w keyring.WrappedKey) error {
-	return k.db.writeTx(ctx, func(tx *Tx) error {
-		_, err := tx.exec(ctx, "insert data key", `INSERT INTO data_keys (subject_id, key_id, kek_id, wrapped, created_at) VALUES (?, ?, ?, ?, ?)`,
-			w.SubjectID, w.KeyID, w.KEKID, w.Wrapped, micros(w.CreatedAt))
-		if steward.ErrorCode(err) == steward.ECONFLICT {
-			return steward.Errorf(steward.ECONFLICT, "the subject has a data key already")
-		}
-		return err
-	})
+	return k.PutKeys(ctx, []keyring.WrappedKey{w})
 }
 
 // PutKeys stores keys in one transaction; ECONFLICT if any subject has or had one.

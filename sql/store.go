@@ -125,7 +125,7 @@ type Tx struct {
 
 // ctx returns the context statements of t run under.
 func (t *Tx) ctx(ctx context.Context) context.Context {
-	if t.write {
+	if t.write && ctx.Done() != nil {
 		return context.WithoutCancel(ctx)
 	}
 	return ctx
@@ -305,46 +305,54 @@ func (t *Tx) PurposeSnapshot(ctx context.Context, subjectID, purpose string, fie
 }
 
 func (t *Tx) PutFields(ctx context.Context, fields []steward.SealedField) error {
-	// One statement may not upsert a row twice on PostgreSQL: the last value wins.
-	last := make(map[[2]string]int, len(fields))
-	for i, f := range fields {
-		last[[2]string{f.SubjectID, f.Field}] = i
-	}
+	isLast := lastPerKey(fields, func(f steward.SealedField) [2]string { return [2]string{f.SubjectID, f.Field} })
 	args := make([]any, 0, 4*len(fields))
 	for i, f := range fields {
-		if last[[2]string{f.SubjectID, f.Field}] != i {
-			continue
+		if isLast(i) {
+			args = append(args, f.SubjectID, f.Field, f.Value, micros(f.UpdatedAt))
 		}
-		args = append(args, f.SubjectID, f.Field, f.Value, micros(f.UpdatedAt))
 	}
 	return t.insertRows(ctx, "upsert field", `INSERT INTO subject_fields (subject_id, field, value, updated_at) VALUES `,
 		` ON CONFLICT (subject_id, field) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`, 4, args)
+}
+
+// lastPerKey reports, for the i-th item, whether no later item has its key. One
+// statement may not upsert a row twice on PostgreSQL, so upserts keep only the
+// last item per key, as separate statements would leave it.
+func lastPerKey[T any](items []T, key func(T) [2]string) func(i int) bool {
+	last := make(map[[2]string]int, len(items))
+	for i, it := range items {
+		last[key(it)] = i
+	}
+	return func(i int) bool { return last[key(items[i])] == i }
 }
 
 // maxRowsPerInsert bounds the rows of one multi-row INSERT, and so the number of
 // distinct statements insertRows prepares per table.
 const maxRowsPerInsert = 16
 
+// insertShape identifies the text of a multi-row INSERT.
+type insertShape struct {
+	head, tail string
+	cols, rows int
+}
+
 // insertRows inserts len(args)/cols rows with head ("INSERT INTO t (a, b) VALUES ")
 // and tail (an ON CONFLICT clause, or ""), up to maxRowsPerInsert rows per
-// statement: on SQLite each statement costs more than each row.
+// statement: on SQLite each statement costs more than each row. Statement texts
+// are built once per shape.
 func (t *Tx) insertRows(ctx context.Context, op, head, tail string, cols int, args []any) error {
 	for len(args) > 0 {
-		n := min(len(args)/cols, maxRowsPerInsert)
-		var b strings.Builder
-		b.WriteString(head)
-		row := "(?" + strings.Repeat(", ?", cols-1) + ")"
-		for i := range n {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteString(row)
+		shape := insertShape{head, tail, cols, min(len(args)/cols, maxRowsPerInsert)}
+		query, ok := t.db.inserts.Load(shape)
+		if !ok {
+			row := "(?" + strings.Repeat(", ?", cols-1) + ")"
+			query, _ = t.db.inserts.LoadOrStore(shape, head+row+strings.Repeat(", "+row, shape.rows-1)+tail)
 		}
-		b.WriteString(tail)
-		if _, err := t.exec(ctx, op, b.String(), args[:n*cols]...); err != nil {
+		if _, err := t.exec(ctx, op, query.(string), args[:shape.rows*cols]...); err != nil {
 			return err
 		}
-		args = args[n*cols:]
+		args = args[shape.rows*cols:]
 	}
 	return nil
 }
@@ -404,17 +412,13 @@ func (t *Tx) AddConsentEvents(ctx context.Context, events []*steward.ConsentEven
 	if len(events) == 0 {
 		return nil
 	}
-	// One statement may not upsert a row twice on PostgreSQL: a purpose's last
-	// event sets its state.
-	last := make(map[[2]string]int, len(events))
-	for i, e := range events {
-		last[[2]string{e.SubjectID, e.Purpose}] = i
-	}
+	// A purpose's last event sets its state.
+	isLast := lastPerKey(events, func(e *steward.ConsentEvent) [2]string { return [2]string{e.SubjectID, e.Purpose} })
 	ev := make([]any, 0, 9*len(events))
 	st := make([]any, 0, 7*len(events))
 	for i, e := range events {
 		ev = append(ev, e.ID, e.SubjectID, e.Purpose, e.Action, e.Separate, e.NoticeVersion, e.Method, e.Actor, micros(e.At))
-		if last[[2]string{e.SubjectID, e.Purpose}] != i {
+		if !isLast(i) {
 			continue
 		}
 		s := e.Apply()
