@@ -139,12 +139,61 @@ func (s *Service) Erase(ctx context.Context, id, reason string) (*DeletionReceip
 		return nil, err
 	}
 	// The data is gone and the sessions revoked: the key must go too, whatever
-	// the caller does now (a client hanging up must not leave it behind).
-	keys, err := s.keys.DestroySubjectKey(context.WithoutCancel(ctx), id)
+	// the caller does now (a client hanging up must not leave it behind). If it
+	// cannot, the tombstone stays marked as not done and FinishErasures destroys
+	// the key on a later maintenance run.
+	keys, err := s.destroyTombstoneKey(context.WithoutCancel(ctx), id)
 	if err != nil {
-		s.log.Error("erasure: the subject's data was deleted but its data key was not destroyed", "subject", id, "err", err)
+		s.log.Error("erasure: the subject's data was deleted but its data key was not destroyed yet; the maintenance run will retry", "subject", id, "err", err)
 		return nil, err
 	}
 	rc.KeyIDsDestroyed = keys
 	return rc, nil
+}
+
+// destroyTombstoneKey destroys the data key of the tombstone id and records it
+// on the tombstone, returning the key ids destroyed (none when the key store
+// holds no key for id). A failure to record is only logged: the key is gone,
+// and the next FinishErasures finds it destroyed and records it.
+func (s *Service) destroyTombstoneKey(ctx context.Context, id string) ([]string, error) {
+	keys, err := s.keys.DestroySubjectKey(ctx, id)
+	if err != nil && ErrorCode(err) != ENOTFOUND {
+		return nil, err
+	}
+	if err := s.markKeyDestroyed(ctx, id); err != nil {
+		s.log.Warn("erasure: the data key was destroyed but not recorded on the tombstone", "subject", id, "err", err)
+	}
+	return keys, nil
+}
+
+func (s *Service) markKeyDestroyed(ctx context.Context, id string) error {
+	return s.store.Write(ctx, func(tx Tx) error { return tx.MarkKeyDestroyed(ctx, id, s.Now()) })
+}
+
+// FinishErasures destroys the data keys of tombstones whose erasure stopped
+// after the data was deleted (the key store failed, or the process stopped,
+// between the two), so that every erasure reaches copies of the data store too
+// (P20; PIPL Art. 47). Destroying a key twice is harmless. It returns how many
+// tombstones it finished, and stops at the first failure. The maintenance run
+// calls it.
+func (s *Service) FinishErasures(ctx context.Context) (int, error) {
+	done := 0
+	for {
+		var ids []string
+		if err := s.store.Read(ctx, func(tx Tx) (err error) { ids, err = tx.PendingKeyDestructions(ctx, 100); return err }); err != nil {
+			return done, err
+		}
+		for _, id := range ids {
+			if _, err := s.keys.DestroySubjectKey(ctx, id); err != nil && ErrorCode(err) != ENOTFOUND {
+				return done, err
+			}
+			if err := s.markKeyDestroyed(ctx, id); err != nil {
+				return done, err
+			}
+			done++
+		}
+		if len(ids) < 100 {
+			return done, nil
+		}
+	}
 }

@@ -136,6 +136,12 @@ type Tx interface {
 	GetSubject(ctx context.Context, id string) (*Subject, error)
 	// CancelSubject turns the subject into a tombstone: status cancelled, no key id.
 	CancelSubject(ctx context.Context, id string, at time.Time) error
+	// PendingKeyDestructions returns up to limit ids of tombstones whose data key
+	// is not yet recorded as destroyed (MarkKeyDestroyed), oldest cancellation first.
+	PendingKeyDestructions(ctx context.Context, limit int) ([]string, error)
+	// MarkKeyDestroyed records that the tombstone's data key was destroyed in the
+	// key store; ENOTFOUND if id is not a tombstone.
+	MarkKeyDestroyed(ctx context.Context, id string, at time.Time) error
 
 	// PutIndex records a blind index (kind "phone", "wechat") for a subject; ECONFLICT if taken.
 	PutIndex(ctx context.Context, kind string, value []byte, subjectID string) error

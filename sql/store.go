@@ -231,6 +231,36 @@ func (t *Tx) CancelSubject(ctx context.Context, id string, at time.Time) error {
 	return nil
 }
 
+func (t *Tx) PendingKeyDestructions(ctx context.Context, limit int) ([]string, error) {
+	rows, err := t.rows(ctx, "list tombstones", `SELECT id FROM subjects WHERE status = ? AND key_destroyed_at = 0 ORDER BY cancelled_at, id LIMIT ?`,
+		steward.SubjectCancelled, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, mapErr(err, "scan tombstone")
+		}
+		ids = append(ids, id)
+	}
+	return ids, mapErr(rows.Err(), "list tombstones")
+}
+
+func (t *Tx) MarkKeyDestroyed(ctx context.Context, id string, at time.Time) error {
+	res, err := t.exec(ctx, "mark key destroyed", `UPDATE subjects SET key_destroyed_at = ? WHERE id = ? AND status = ?`,
+		micros(at), id, steward.SubjectCancelled)
+	if err != nil {
+		return err
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return steward.Errorf(steward.ENOTFOUND, "no cancelled subject with that id")
+	}
+	return nil
+}
+
 func (t *Tx) PutIndex(ctx context.Context, kind string, value []byte, subjectID string) error {
 	_, err := t.exec(ctx, "insert index", `INSERT INTO subject_indexes (kind, value, subject_id) VALUES (?, ?, ?)`, kind, value, subjectID)
 	if steward.ErrorCode(err) == steward.ECONFLICT {

@@ -163,6 +163,42 @@ func confSubjects(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		}
 		return nil
 	})
+
+	// Tombstones wait for their key's destruction, oldest cancellation first.
+	confSubjectsExist(t, s, "s2", "s3", "s4")
+	confWrite(t, s, func(tx steward.Tx) error {
+		if err := tx.CancelSubject(ctx, "s3", confAt(30*time.Minute)); err != nil {
+			return err
+		}
+		return tx.CancelSubject(ctx, "s2", confAt(3*time.Hour))
+	})
+	pending := func(limit int, want ...string) {
+		t.Helper()
+		confRead(t, s, func(tx steward.Tx) error {
+			got, err := tx.PendingKeyDestructions(ctx, limit)
+			if err != nil {
+				t.Fatalf("PendingKeyDestructions: %v", err)
+			}
+			confDiff(t, "PendingKeyDestructions", want, got)
+			return nil
+		})
+	}
+	pending(10, "s3", "s1", "s2")
+	pending(2, "s3", "s1")
+	confWrite(t, s, func(tx steward.Tx) error { return tx.MarkKeyDestroyed(ctx, "s1", confAt(4*time.Hour)) })
+	confWrite(t, s, func(tx steward.Tx) error { return tx.MarkKeyDestroyed(ctx, "s1", confAt(5*time.Hour)) }) // again: harmless
+	pending(10, "s3", "s2")
+	err = s.Write(ctx, func(tx steward.Tx) error { return tx.MarkKeyDestroyed(ctx, "s4", confAt(time.Hour)) })
+	confCode(t, "MarkKeyDestroyed(active subject)", err, steward.ENOTFOUND)
+	err = s.Write(ctx, func(tx steward.Tx) error { return tx.MarkKeyDestroyed(ctx, "nobody", confAt(time.Hour)) })
+	confCode(t, "MarkKeyDestroyed(unknown)", err, steward.ENOTFOUND)
+	confWrite(t, s, func(tx steward.Tx) error {
+		if err := tx.MarkKeyDestroyed(ctx, "s2", confAt(4*time.Hour)); err != nil {
+			return err
+		}
+		return tx.MarkKeyDestroyed(ctx, "s3", confAt(4*time.Hour))
+	})
+	pending(10)
 }
 
 func confIndexes(t *testing.T, s steward.Store, _ keyring.KeyStore) {

@@ -144,7 +144,8 @@ func runConfig(ctx context.Context, args []string, stdout, stderr io.Writer) int
 
 // startMaintenance runs, every MaintenanceInterval, what the declaration's
 // retention rules and legal holds need without anyone asking: fields past their
-// retention are deleted (policy §8) and holds past their end are released.
+// retention are deleted (policy §8), erasures whose key destruction failed are
+// finished (P20), and holds past their end are released.
 func (a *app) startMaintenance(ctx context.Context) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
@@ -157,6 +158,11 @@ func (a *app) startMaintenance(ctx context.Context) <-chan struct{} {
 				a.log.Error("retention", "err", err)
 			} else if err == nil {
 				a.log.Info("retention run", "report", rep)
+			}
+			if n, err := a.svc.FinishErasures(jctx); err != nil && ctx.Err() == nil {
+				a.log.Error("finish erasures: data keys of cancelled subjects not destroyed yet", "finished", n, "err", err)
+			} else if n > 0 {
+				a.log.Info("erasures finished: data keys of cancelled subjects destroyed", "count", n)
 			}
 			if n, err := a.rec.holds.ReleaseExpired(jctx); err != nil && ctx.Err() == nil {
 				a.log.Error("release expired holds", "err", err)
