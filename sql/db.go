@@ -57,7 +57,13 @@ type Options struct {
 	// DirectAccessLog commits every Store.Audit straight into the access log, as
 	// on PostgreSQL, instead of through the access journal. For comparison.
 	DirectAccessLog bool
-	Logger          *slog.Logger
+	// LockTimeout bounds how long a PostgreSQL statement waits for a lock, such
+	// as the chain head every write transaction takes first, before failing with
+	// EUNAVAILABLE: a stuck process holding it then delays other writers by this
+	// much, not forever. Default 10 s, as SQLite's busy timeout. A lock_timeout
+	// given in the connection URL wins.
+	LockTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // DB is one database: the data store or the key store. It is safe for concurrent
@@ -169,6 +175,10 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		db.dialect = Postgres
 		db.name = pgName(dsn)
+		if opts.LockTimeout <= 0 {
+			opts.LockTimeout = 10 * time.Second
+		}
+		dsn = withRuntimeParam(dsn, "lock_timeout", strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10))
 		if db.read, err = sql.Open("pgx", dsn); err != nil {
 			return nil, fmt.Errorf("sql: open %s: %w", db.name, err)
 		}
@@ -232,6 +242,23 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 		go db.writer()
 	}
 	return db, nil
+}
+
+// withRuntimeParam returns the PostgreSQL URL dsn with the run-time parameter
+// name set to value (pgx sends query parameters it does not know to the server),
+// unless dsn sets it already.
+func withRuntimeParam(dsn, name, value string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn // pgx reports the bad URL
+	}
+	q := u.Query()
+	if q.Has(name) {
+		return dsn
+	}
+	q.Set(name, value)
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 func pgName(dsn string) string {
@@ -741,6 +768,8 @@ func mapErr(err error, op string) error {
 		switch {
 		case pe.Code == "23505":
 			return &steward.Error{Code: steward.ECONFLICT, Message: "already exists", Err: fmt.Errorf("sql: %s: %w", op, err)}
+		case pe.Code == "55P03": // lock_not_available: LockTimeout passed
+			return &steward.Error{Code: steward.EUNAVAILABLE, Message: "the database is busy: another writer holds a lock", Err: fmt.Errorf("sql: %s: %w", op, err)}
 		case strings.HasPrefix(pe.Code, "08"), pe.Code == "57P01", pe.Code == "53300":
 			return &steward.Error{Code: steward.EUNAVAILABLE, Message: "the database does not answer", Err: fmt.Errorf("sql: %s: %w", op, err)}
 		}
