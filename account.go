@@ -119,14 +119,14 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 		return nil
 	}); err != nil {
 		// Spend an attempt first, so the conflict is only told to whoever holds the code.
-		if verr := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); verr != nil {
+		if verr := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code, nil); verr != nil {
 			return nil, verr
 		}
 		return nil, err
 	}
 	if code == nil || s.codeFault(code, r.Code) != nil {
 		// The write path counts the wrong attempt and gives the precise error.
-		if err := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code); err != nil {
+		if err := s.verifyPhoneCode(ctx, CodeRegister, target, r.Code, nil); err != nil {
 			return nil, err
 		}
 		return nil, Errorf(ECONFLICT, "the one-time code changed while it was checked; try again")

@@ -153,14 +153,17 @@ func (s *Service) codeFault(c *OneTimeCode, code string) error {
 
 // verifyPhoneCode spends code for purpose on the number whose blind index is
 // target, in its own transaction so a wrong guess is counted whatever happens next.
-func (s *Service) verifyPhoneCode(ctx context.Context, purpose string, target []byte, code string) error {
+func (s *Service) verifyPhoneCode(ctx context.Context, purpose string, target []byte, code string, then func(Tx) error) error {
 	return s.verifyCode(ctx, code, "no one-time code was sent to this number; ask for one first",
-		func(tx Tx) (*OneTimeCode, error) { return tx.LatestCode(ctx, purpose, target) })
+		func(tx Tx) (*OneTimeCode, error) { return tx.LatestCode(ctx, purpose, target) }, then)
 }
 
 // verifyCode spends code against the code latest finds, in a transaction of its
-// own that commits the attempt count whether or not the code matches.
-func (s *Service) verifyCode(ctx context.Context, code, none string, latest func(Tx) (*OneTimeCode, error)) error {
+// own that commits the attempt count whether or not the code matches. If the
+// code matches and then is not nil, then runs in the same transaction, so what
+// the code was for happens together with its spending or not at all: an error
+// from then rolls back the spending too and is returned.
+func (s *Service) verifyCode(ctx context.Context, code, none string, latest func(Tx) (*OneTimeCode, error), then func(Tx) error) error {
 	var spendErr error
 	err := s.store.Write(ctx, func(tx Tx) error {
 		c, err := latest(tx)
@@ -171,6 +174,9 @@ func (s *Service) verifyCode(ctx context.Context, code, none string, latest func
 			return err
 		}
 		spendErr = s.spendCode(ctx, tx, c, code)
+		if spendErr == nil && then != nil {
+			return then(tx)
+		}
 		return nil
 	})
 	if err != nil {
@@ -194,11 +200,10 @@ func (s *Service) SignIn(ctx context.Context, phone, code string) (*SignedIn, er
 		return nil, err
 	}
 	target := s.keys.BlindIndex("phone", e164)
-	if err := s.verifyPhoneCode(ctx, CodeSignIn, target, code); err != nil {
-		return nil, err
-	}
+	// The code is spent in the transaction that creates the session: a client
+	// that hangs up in between must not be left with a spent code and no session.
 	var out *SignedIn
-	err = s.store.Write(ctx, func(tx Tx) error {
+	err = s.verifyPhoneCode(ctx, CodeSignIn, target, code, func(tx Tx) error {
 		id, err := tx.LookupIndex(ctx, "phone", target)
 		if err != nil {
 			return err
@@ -209,7 +214,10 @@ func (s *Service) SignIn(ctx context.Context, phone, code string) (*SignedIn, er
 		}
 		return tx.AppendAudit(ctx, s.audit(WithActor(ctx, Actor{Kind: ActorSubject, ID: id}), AuditSignIn, id, "", nil, ""))
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func (s *Service) newSession(ctx context.Context, tx Tx, subjectID string) (*SignedIn, error) {

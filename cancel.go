@@ -57,9 +57,9 @@ func (s *Service) sendSubjectCode(ctx context.Context, id, purpose string) (*Cod
 
 // verifySubjectCode spends code, which must be the latest code for purpose sent to
 // subject id. A code sent to anyone else never matches: EFORBIDDEN.
-func (s *Service) verifySubjectCode(ctx context.Context, id, purpose, code string) error {
+func (s *Service) verifySubjectCode(ctx context.Context, id, purpose, code string, then func(Tx) error) error {
 	return s.verifyCode(ctx, code, "no confirmation code was sent for this account; ask for one first",
-		func(tx Tx) (*OneTimeCode, error) { return tx.LatestSubjectCode(ctx, purpose, id) })
+		func(tx Tx) (*OneTimeCode, error) { return tx.LatestSubjectCode(ctx, purpose, id) }, then)
 }
 
 // CancelAccount cancels the signed-in subject's account, confirmed by the code
@@ -75,7 +75,7 @@ func (s *Service) CancelAccount(ctx context.Context, code string) (*DeletionRece
 	if err != nil {
 		return nil, err
 	}
-	if err := s.verifySubjectCode(ctx, id, CodeCancel, code); err != nil {
+	if err := s.verifySubjectCode(ctx, id, CodeCancel, code, nil); err != nil {
 		return nil, err
 	}
 	return s.Erase(ctx, id, "cancellation")

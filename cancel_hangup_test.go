@@ -52,3 +52,32 @@ func TestCancellationClientHangsUp(t *testing.T) {
 		t.Fatalf("data key after a cancellation whose client hung up: %v, want EGONE (destroyed)", err)
 	}
 }
+
+// TestSignInClientHangsUp: a client that hangs up once its code is checked must
+// not be left with a spent code and no session (found by a tester: 1 sign-in in
+// 25 under hang-ups). The code is spent in the transaction that creates the
+// session, so the sign-in either happened in full or not at all.
+func TestSignInClientHangsUp(t *testing.T) {
+	env := stewardtest.New(t, "sqlite", stewardtest.Options{OTP: roomyOTP})
+	reg := env.Register(t, "+8613800138000", nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// Writes: the code sent, then the code checked; the client hangs up after that.
+	store := &hangUpAfter{Store: env.Store, n: 2, cancel: cancel}
+	svc := steward.NewService(steward.Config{Declaration: env.Decl, Store: store, Keys: keyring.Steward{Keyring: env.Keyring},
+		NormalizePhone: contacts.Normalize, Now: env.Clock.Now, OTP: roomyOTP})
+	if _, err := svc.SendCode(ctx, "+8613800138000", steward.CodeSignIn); err != nil {
+		t.Fatal(err)
+	}
+	in, err := svc.SignIn(ctx, "+8613800138000", env.LastCode(t, "+8613800138000"))
+	if ctx.Err() == nil {
+		t.Fatal("the client did not hang up: the test is wrong")
+	}
+	if err != nil {
+		t.Fatalf("sign-in whose client hung up after the code was checked: %v; the code is spent and no session exists", err)
+	}
+	actor, err := svc.Authenticate(context.Background(), in.Token)
+	if err != nil || actor.ID != reg.SubjectID {
+		t.Fatalf("the session's token: %+v, %v; want subject %s", actor, err, reg.SubjectID)
+	}
+}

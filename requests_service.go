@@ -840,7 +840,7 @@ func (rs *RequestService) VerifyWithCode(ctx context.Context, id, code string) (
 	if strings.TrimSpace(code) == "" {
 		return nil, Errorf(EINVALID, "code is required")
 	}
-	if err := rs.svc.verifySubjectCode(ctx, sid, CodeVerify, code); err != nil {
+	if err := rs.svc.verifySubjectCode(ctx, sid, CodeVerify, code, nil); err != nil {
 		return nil, err
 	}
 	rec, err = rs.verify(ctx, id, "otp", nil)
