@@ -110,8 +110,9 @@ type accessJournal struct {
 // buffers.
 const journalBlock = 4096
 
-// journalSegmentSize is the size of a segment file.
-const journalSegmentSize = 4 << 20
+// journalSegmentSize is the size of a segment file, a multiple of 256 KiB. A
+// variable for tests.
+var journalSegmentSize int64 = 4 << 20
 
 // journalMaxGroup bounds a group's payload; a larger single append fails.
 const journalMaxGroup = 1 << 20
@@ -130,8 +131,20 @@ var journalListed func()
 const journalMaxSegments = 8
 
 // journalMaxQueued bounds the entries written but not yet moved; appends wait
-// beyond it, so a stalled mover cannot grow memory without limit.
-const journalMaxQueued = 1 << 16
+// beyond it, so a stalled mover cannot grow memory without limit. A variable for
+// tests.
+var journalMaxQueued = 1 << 16
+
+// journalWaitLimit bounds how long an append waits for room (journalMaxQueued,
+// journalMaxSegments) while the mover cannot keep up, for instance when the
+// access log's disk is full. Then the append fails with EUNAVAILABLE, and so
+// does the read it records, instead of hanging. A variable for tests.
+var journalWaitLimit = 5 * time.Second
+
+// errJournalFull is the error of an append that waited journalWaitLimit for room.
+func errJournalFull() error {
+	return steward.Errorf(steward.EUNAVAILABLE, "the access log cannot take more entries now (it is not being written); try again later")
+}
 
 const groupHeaderSize = 28
 
@@ -233,13 +246,21 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 	}
 	j.mu.Lock()
 	// Wait while the mover lags far behind, or the group filling is full.
+	var limit <-chan time.Time
 	for !j.closed && (j.queued >= journalMaxQueued || j.next != nil && len(j.next.buf)+len(buf) > journalMaxGroup) {
+		if limit == nil {
+			t := time.NewTimer(journalWaitLimit)
+			defer t.Stop()
+			limit = t.C
+		}
 		ch := j.progress
 		j.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-limit:
+			return errJournalFull()
 		}
 		j.mu.Lock()
 	}
@@ -366,11 +387,21 @@ func (j *accessJournal) seal(seg *journalSegment) {
 // journalMaxSegments are in use.
 func (j *accessJournal) segment() (*journalSegment, error) {
 	j.mu.Lock()
+	var limit <-chan time.Time
 	for len(j.segs) >= journalMaxSegments && !j.closed {
+		if limit == nil {
+			t := time.NewTimer(journalWaitLimit)
+			defer t.Stop()
+			limit = t.C
+		}
 		ch := j.progress
 		j.mu.Unlock()
 		kick(j.moveKick)
-		<-ch
+		select {
+		case <-ch:
+		case <-limit:
+			return nil, fmt.Errorf("every journal segment (%d) has waited %v for the mover", journalMaxSegments, journalWaitLimit)
+		}
 		j.mu.Lock()
 	}
 	if len(j.segs) >= journalMaxSegments {

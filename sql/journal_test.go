@@ -463,3 +463,60 @@ func TestJournalReadAccessSeesOwnAppends(t *testing.T) {
 		jWantIDs(t, fmt.Sprintf("after append %d", i), jChain(t, s), 0, i+1)
 	}
 }
+
+// An append that finds no room while the mover cannot keep up (here it waits an
+// hour) fails with EUNAVAILABLE after journalWaitLimit instead of hanging, and
+// leaves nothing in the access log; the appends before it are kept.
+func TestJournalAppendWaitIsBounded(t *testing.T) {
+	defer func(q int, w time.Duration) { journalMaxQueued, journalWaitLimit = q, w }(journalMaxQueued, journalWaitLimit)
+	journalMaxQueued, journalWaitLimit = 5, 200*time.Millisecond
+	path := filepath.Join(t.TempDir(), "steward.db")
+	s := jOpen(t, path, "FULL", time.Hour)
+	jAudit(t, s, 0, 5)
+	done := make(chan error, 1)
+	go func() { done <- s.Audit(context.Background(), jEntry(5)) }()
+	select {
+	case err := <-done:
+		if steward.ErrorCode(err) != steward.EUNAVAILABLE {
+			t.Fatalf("Audit with the journal full: %v, want EUNAVAILABLE", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Audit with the journal full still waits after 10 s; the limit is 200 ms")
+	}
+	jWantIDs(t, "access log", jChain(t, s), 0, 5)
+}
+
+// With every segment waiting for the mover, the writer waits journalWaitLimit
+// for one, then fails the group's appends with EUNAVAILABLE instead of holding
+// every later read forever.
+func TestJournalSegmentWaitIsBounded(t *testing.T) {
+	defer func(w time.Duration, z int64) { journalWaitLimit, journalSegmentSize = w, z }(journalWaitLimit, journalSegmentSize)
+	journalWaitLimit = 200 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "steward.db")
+	s := jOpen(t, path, "FULL", time.Hour)
+	// Segments of three blocks: the header, then two groups of one block each
+	// with direct I/O (more groups where writes are aligned to 8 bytes).
+	journalSegmentSize = 3 * journalBlock
+	const most = 5000
+	n := 0
+	for ; n < most; n++ {
+		done := make(chan error, 1)
+		go func() { done <- s.Audit(context.Background(), jEntry(n)) }()
+		var err error
+		select {
+		case err = <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("Audit %d still waits after 10 s; the limit is 200 ms", n)
+		}
+		if err != nil {
+			if steward.ErrorCode(err) != steward.EUNAVAILABLE {
+				t.Fatalf("Audit %d with every segment in use: %v, want EUNAVAILABLE", n, err)
+			}
+			break
+		}
+	}
+	if n == most {
+		t.Fatalf("%d appends fitted into %d segments of three blocks", n, journalMaxSegments)
+	}
+	jWantIDs(t, "access log", jChain(t, s), 0, n)
+}
