@@ -57,7 +57,12 @@ type Options struct {
 	// DirectAccessLog commits every Store.Audit straight into the access log, as
 	// on PostgreSQL, instead of through the access journal. For comparison.
 	DirectAccessLog bool
-	Logger          *slog.Logger
+	// Instance names the process a data store serves, for outbox claims
+	// (steward.Store.Instance): a random id per `steward serve` process, so that
+	// processes sharing one database each deliver a message once. Empty for
+	// command-line tools, which queue messages unclaimed. Other databases ignore it.
+	Instance string
+	Logger   *slog.Logger
 }
 
 // DB is one database: the data store or the key store. It is safe for concurrent
