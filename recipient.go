@@ -914,7 +914,7 @@ func (r *Recipients) notify(ctx context.Context, tx Tx, rec *Recipient, subjectI
 		return err
 	}
 	n.MessageID = m.ID
-	if err := tx.Enqueue(ctx, m); err != nil {
+	if err := r.svc.queue(ctx, tx, m); err != nil {
 		return err
 	}
 	if err := tx.CreateNotice(ctx, n); err != nil {

@@ -596,7 +596,10 @@ func TestRemindersOnce(t *testing.T) {
 				t.Fatalf("overdue queue = %+v, %v", q, err)
 			}
 			var msgs []steward.OutboxMessage
-			e.Store.Read(ctx, func(tx steward.Tx) (err error) { msgs, err = tx.DueMessages(ctx, e.Clock.Now(), 100); return err })
+			e.Store.Read(ctx, func(tx steward.Tx) (err error) {
+				msgs, err = tx.DueMessages(ctx, e.Store.Instance(), e.Clock.Now(), 100)
+				return err
+			})
 			var reminders int
 			for _, m := range msgs {
 				if m.Kind == "reminder" {

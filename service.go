@@ -170,6 +170,13 @@ func (s *Service) enqueue(ctx context.Context, tx Tx, channel, kind, subjectID s
 	if m.Payload, err = s.keys.SealMessage(m.ID, body); err != nil {
 		return err
 	}
+	return s.queue(ctx, tx, m)
+}
+
+// queue queues m in tx claimed for this process (Store.Instance), whose worker
+// then delivers it without a write to claim it first.
+func (s *Service) queue(ctx context.Context, tx Tx, m *OutboxMessage) error {
+	m.ClaimFor(s.store.Instance())
 	return tx.Enqueue(ctx, m)
 }
 

@@ -36,6 +36,11 @@ type Store interface {
 	ReadAccess(ctx context.Context, fn func(Tx) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error
+	// Instance returns the id of the process this Store serves, which owns the
+	// outbox messages the process queues (OutboxMessage.ClaimFor) and claims the
+	// ones it delivers: a random id per `steward serve` process, "" for a store
+	// of a command-line tool, whose messages are queued unclaimed.
+	Instance() string
 	Close() error
 }
 
@@ -109,6 +114,12 @@ type APIToken struct {
 
 // OutboxMessage is a message waiting for delivery. Its payload (recipient address
 // and body, which hold PI) is sealed under the outbox key and wiped on delivery.
+//
+// A message is delivered by the process holding its claim: ClaimedBy, a Store's
+// Instance, until ClaimedUntil. Several processes may share one database; a
+// worker delivers only what it holds a live claim on, and takes a message whose
+// claim is free (ClaimedUntil zero) or has run out with Tx.ClaimMessages first,
+// so that each message goes out once.
 type OutboxMessage struct {
 	ID            string
 	Channel       string // "sms", "email", "push", "webhook"
@@ -120,6 +131,28 @@ type OutboxMessage struct {
 	NextAttemptAt time.Time
 	DeliveredAt   time.Time
 	LastError     string
+	ClaimedBy     string    // instance id of the process that may deliver it; "" for none
+	ClaimedUntil  time.Time // when the claim runs out; zero for none
+}
+
+// OutboxLease is how long an outbox claim lasts past the moment its holder means
+// to attempt the message: a message stays with the process that queued or claimed
+// it for this long after it falls due, then any process may take it over (the
+// holder stopped or is stuck). It bounds how late a message of a stopped process
+// goes out; it must exceed any one delivery attempt (the webhook sink gives up
+// after 10 s) and the clock difference between nodes.
+const OutboxLease = 60 * time.Second
+
+// ClaimFor claims m for the process instance, as a process does for the messages
+// it queues, so that it delivers them without claiming them first: until
+// m.NextAttemptAt plus OutboxLease. An empty instance (a command-line tool, which
+// delivers nothing) leaves m unclaimed, for any process to take.
+func (m *OutboxMessage) ClaimFor(instance string) {
+	if instance == "" {
+		m.ClaimedBy, m.ClaimedUntil = "", time.Time{}
+		return
+	}
+	m.ClaimedBy, m.ClaimedUntil = instance, m.NextAttemptAt.Add(OutboxLease)
 }
 
 // Tx is one transaction on the Store. Methods return ENOTFOUND when a looked-up
@@ -202,9 +235,33 @@ type Tx interface {
 	ScanAudit(ctx context.Context, after int64, fn func(AuditEntry) error) error
 	AuditBySubject(ctx context.Context, subjectID string) ([]AuditEntry, error)
 
+	// Enqueue stores m as given, claim included (OutboxMessage.ClaimFor); it sets a
+	// missing ID.
 	Enqueue(ctx context.Context, m *OutboxMessage) error
-	DueMessages(ctx context.Context, now time.Time, limit int) ([]OutboxMessage, error)
+	// DueMessages returns up to limit undelivered messages due at now (next attempt
+	// at or before now) that the process instance may deliver: those claimed by it,
+	// live or run out, and those whose claim is free or has run out by now (claimed
+	// until at or before now). Messages under another process's live claim are left
+	// out. Order: next attempt, then id. Only a message whose claim instance holds
+	// past now may be delivered as read; the others must be claimed first.
+	DueMessages(ctx context.Context, instance string, now time.Time, limit int) ([]OutboxMessage, error)
+	// ClaimMessages claims for instance, until until, each undelivered message of
+	// ids that is claimed by instance already or whose claim is free or has run out
+	// by now, one conditional write each, and returns the ids it claimed in the
+	// order given; the others belong to another process (or were delivered).
+	// Concurrent claims of one message, from any process, are won by one. EINVALID
+	// for an empty instance.
+	ClaimMessages(ctx context.Context, instance string, ids []string, now, until time.Time) ([]string, error)
+	// MarkDelivered records delivery at at and wipes the payload, which holds PI,
+	// whoever holds the claim: a message is delivered once it went out, even by a
+	// process whose claim ran out meanwhile.
 	MarkDelivered(ctx context.Context, id string, at time.Time) error
-	MarkFailed(ctx context.Context, id string, attempts int, next time.Time, lastError string) error
+	// MarkFailed records a failed attempt: the attempts so far, the next attempt at
+	// next, the user-safe error, and the claim extended to claimedUntil (the next
+	// attempt plus OutboxLease), so that instance retries it and another process
+	// takes it over only if instance is gone. It changes nothing if instance no
+	// longer holds the claim: the outcome of the process that took the message
+	// over stands.
+	MarkFailed(ctx context.Context, instance, id string, attempts int, next, claimedUntil time.Time, lastError string) error
 	DeleteMessages(ctx context.Context, subjectID string) error
 }

@@ -32,7 +32,9 @@ type Sink interface {
 	Deliver(ctx context.Context, m Message) error
 }
 
-// Worker delivers due messages from the store.
+// Worker delivers due messages from the store. Several processes, each with its
+// own Worker, may share one database: a worker delivers only the messages its
+// process holds a live claim on (steward.OutboxMessage), so each goes out once.
 type Worker struct {
 	Store  steward.Store
 	Keys   steward.Keys
@@ -44,9 +46,26 @@ type Worker struct {
 	// Poll is how often due messages are looked for without a Notify; default 1 s.
 	Poll time.Duration
 
-	wake chan struct{}
-	once sync.Once
+	wake     chan struct{}
+	once     sync.Once
+	instance string // Store.Instance(), or an id of the worker's own for a store without one
 }
+
+// batchSize is how many due messages DeliverDue reads, claims and marks at once.
+const batchSize = 256
+
+// A worker delivers a message its process claimed already without claiming it
+// again while the claim holds for at least renewBelow more: the messages its own
+// process queued (claimed until due plus steward.OutboxLease) and retries after
+// its own failed attempts (the same) cost no write before delivery. A shorter
+// claim is renewed with the others of its batch.
+const renewBelow = steward.OutboxLease / 2
+
+// deliveryMargin is how long a claim must still hold when a delivery starts: more
+// than one attempt takes (the webhook sink gives up after 10 s), so that the claim
+// cannot run out, and another process start the same message, while it is sent. A
+// message whose claim holds less waits for the next batch, which claims it anew.
+const deliveryMargin = steward.OutboxLease / 4
 
 func (w *Worker) init() {
 	w.once.Do(func() {
@@ -62,6 +81,11 @@ func (w *Worker) init() {
 		}
 		if w.Poll == 0 {
 			w.Poll = time.Second
+		}
+		// A store without an instance (a command-line tool's) queues messages
+		// unclaimed; a worker on it still needs an owner's name to claim them.
+		if w.instance = w.Store.Instance(); w.instance == "" {
+			w.instance = steward.NewID()
 		}
 	})
 }
@@ -103,14 +127,17 @@ func Backoff(attempts int) time.Duration {
 	return min(d, 6*time.Hour)
 }
 
-// DeliverDue delivers every message due now, in batches, and returns how many were delivered.
+// DeliverDue delivers every message due now that this process holds or can
+// claim, in batches, and returns how many were delivered. Messages under another
+// process's live claim are that process's to deliver.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 	w.init()
 	delivered := 0
 	for {
+		now := w.Now().UTC()
 		var due []steward.OutboxMessage
 		if err := w.Store.Read(ctx, func(tx steward.Tx) (err error) {
-			due, err = tx.DueMessages(ctx, w.Now(), 256)
+			due, err = tx.DueMessages(ctx, w.instance, now, batchSize)
 			return err
 		}); err != nil {
 			return delivered, err
@@ -118,40 +145,26 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 		if len(due) == 0 {
 			return delivered, nil
 		}
+		mine, err := w.claim(ctx, due, now)
+		if err != nil {
+			return delivered, err
+		}
 		// Deliver the whole batch, then record the outcomes in one transaction:
 		// a write per message would make the outbox the store's busiest writer.
-		type outcome struct {
-			m   steward.OutboxMessage
-			err error
-		}
-		outcomes := make([]outcome, 0, len(due))
-		for _, m := range due {
+		outcomes := make([]outcome, 0, len(mine))
+		deferred := 0
+		for _, m := range mine {
+			if w.Now().Add(deliveryMargin).After(m.ClaimedUntil) {
+				deferred++ // the claim could run out while it is sent: claimed anew next batch
+				continue
+			}
 			err := w.deliver(ctx, m)
 			if err != nil {
 				w.Logger.Warn("outbox: delivery failed", "message", m.ID, "channel", m.Channel, "attempt", m.Attempts+1, "err", err)
 			}
 			outcomes = append(outcomes, outcome{m, err})
 		}
-		now := w.Now().UTC()
-		if err := w.Store.Write(ctx, func(tx steward.Tx) error {
-			for _, o := range outcomes {
-				if o.err == nil {
-					if err := tx.MarkDelivered(ctx, o.m.ID, now); err != nil {
-						return err
-					}
-					continue
-				}
-				attempts := o.m.Attempts + 1
-				next := now.Add(Backoff(attempts))
-				if attempts >= w.MaxAttempts {
-					next = now.Add(100 * 365 * 24 * time.Hour) // given up: kept for inspection
-				}
-				if err := tx.MarkFailed(ctx, o.m.ID, attempts, next, steward.ErrorMessage(o.err)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}); err != nil {
+		if err := w.record(ctx, outcomes); err != nil {
 			return delivered, err
 		}
 		for _, o := range outcomes {
@@ -159,10 +172,89 @@ func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 				delivered++
 			}
 		}
-		if len(due) < 256 {
+		if len(due) < batchSize && deferred == 0 {
 			return delivered, nil
 		}
 	}
+}
+
+// outcome is the result of one delivery attempt.
+type outcome struct {
+	m   steward.OutboxMessage
+	err error
+}
+
+// record marks the messages of outcomes delivered or failed, in one write.
+func (w *Worker) record(ctx context.Context, outcomes []outcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	at := w.Now().UTC()
+	return w.Store.Write(ctx, func(tx steward.Tx) error {
+		for _, o := range outcomes {
+			if o.err == nil {
+				if err := tx.MarkDelivered(ctx, o.m.ID, at); err != nil {
+					return err
+				}
+				continue
+			}
+			attempts := o.m.Attempts + 1
+			next := at.Add(Backoff(attempts))
+			if attempts >= w.MaxAttempts {
+				next = at.Add(100 * 365 * 24 * time.Hour) // given up: kept for inspection
+			}
+			// The claim stays with this process until the retry is due, plus the
+			// lease: it retries the message, unless it is gone by then.
+			if err := tx.MarkFailed(ctx, w.instance, o.m.ID, attempts, next, next.Add(steward.OutboxLease), steward.ErrorMessage(o.err)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// claim returns the messages of due this process may deliver: those it holds a
+// claim on for renewBelow more already, as read, and those it claims now in one
+// write, each claimed until now plus steward.OutboxLease. The rest were taken by
+// another process since they were read.
+func (w *Worker) claim(ctx context.Context, due []steward.OutboxMessage, now time.Time) ([]steward.OutboxMessage, error) {
+	var ids []string
+	for _, m := range due {
+		if !w.holds(m, now) {
+			ids = append(ids, m.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return due, nil // the usual case: this process queued them
+	}
+	until := now.Add(steward.OutboxLease)
+	var won []string
+	if err := w.Store.Write(ctx, func(tx steward.Tx) (err error) {
+		won, err = tx.ClaimMessages(ctx, w.instance, ids, now, until)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	claimed := make(map[string]bool, len(won))
+	for _, id := range won {
+		claimed[id] = true
+	}
+	mine := make([]steward.OutboxMessage, 0, len(due))
+	for _, m := range due {
+		if claimed[m.ID] {
+			m.ClaimedBy, m.ClaimedUntil = w.instance, until
+			mine = append(mine, m)
+		} else if w.holds(m, now) {
+			mine = append(mine, m)
+		}
+	}
+	return mine, nil
+}
+
+// holds reports whether m, as read, is claimed by this process for at least
+// renewBelow after now.
+func (w *Worker) holds(m steward.OutboxMessage, now time.Time) bool {
+	return m.ClaimedBy == w.instance && !m.ClaimedUntil.Before(now.Add(renewBelow))
 }
 
 func (w *Worker) deliver(ctx context.Context, m steward.OutboxMessage) error {

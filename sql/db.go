@@ -63,7 +63,12 @@ type Options struct {
 	// much, not forever. Default 10 s, as SQLite's busy timeout. A lock_timeout
 	// given in the connection URL wins.
 	LockTimeout time.Duration
-	Logger      *slog.Logger
+	// Instance names the process a data store serves, for outbox claims
+	// (steward.Store.Instance): a random id per `steward serve` process, so that
+	// processes sharing one database each deliver a message once. Empty for
+	// command-line tools, which queue messages unclaimed. Other databases ignore it.
+	Instance string
+	Logger   *slog.Logger
 }
 
 // DB is one database: the data store or the key store. It is safe for concurrent

@@ -131,3 +131,53 @@ func TestLeanTablesMigration(t *testing.T) {
 		t.Errorf("a field of an unknown subject was stored after the migration: foreign keys are off")
 	}
 }
+
+// TestOutboxClaimsMigration upgrades a data store with a message queued before
+// outbox claims: the message is unclaimed, due for every process, and the first
+// to claim it gets it.
+func TestOutboxClaimsMigration(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "steward.db")
+	old, err := open(ctx, path, Options{}, upTo(t, dataMigrations, "migrations", "0007"), "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 11, 29, 8, 0, 0, 0, time.UTC)
+	if err := old.writeTx(ctx, func(tx *Tx) error {
+		_, err := tx.exec(ctx, "insert outbox", `INSERT INTO outbox (id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			"m-old", "sms", "", "otp", []byte("sealed"), 0, at.UnixMicro(), at.UnixMicro())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	old.Close()
+
+	s, err := OpenStore(ctx, path, Options{Instance: "node-a"})
+	if err != nil {
+		t.Fatalf("open after the migration: %v", err)
+	}
+	defer s.Close()
+	for _, instance := range []string{"node-a", "node-b"} {
+		if err := s.Read(ctx, func(tx steward.Tx) error {
+			due, err := tx.DueMessages(ctx, instance, at, 10)
+			if err != nil || len(due) != 1 || due[0].ID != "m-old" || due[0].ClaimedBy != "" || !due[0].ClaimedUntil.IsZero() || !due[0].NextAttemptAt.Equal(at) {
+				t.Errorf("DueMessages(%s) after the migration = %+v, %v; want m-old, unclaimed", instance, due, err)
+			}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		instance string
+		want     int
+	}{{"node-b", 1}, {"node-a", 0}} {
+		var won []string
+		if err := s.Write(ctx, func(tx steward.Tx) (err error) {
+			won, err = tx.ClaimMessages(ctx, c.instance, []string{"m-old"}, at, at.Add(steward.OutboxLease))
+			return err
+		}); err != nil || len(won) != c.want {
+			t.Errorf("ClaimMessages(%s) after the migration = %v, %v; want %d claimed", c.instance, won, err, c.want)
+		}
+	}
+}

@@ -53,6 +53,10 @@ func OpenStore(ctx context.Context, dsn string, opts Options) (*Store, error) {
 	return st, nil
 }
 
+// Instance returns the instance id the store was opened with (Options.Instance):
+// the owner of the outbox messages this process queues and claims.
+func (s *Store) Instance() string { return s.opts.Instance }
+
 // AccessDSN returns where the access log of the data store at dsn lives: beside
 // it on SQLite (steward.db → steward-access.db), the same database on PostgreSQL.
 func AccessDSN(dsn string) string {
@@ -784,14 +788,16 @@ func (t *Tx) Enqueue(ctx context.Context, m *steward.OutboxMessage) error {
 	if m.ID == "" {
 		m.ID = steward.NewID()
 	}
-	_, err := t.exec(ctx, "insert outbox", `INSERT INTO outbox (id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Channel, m.SubjectID, m.Kind, m.Payload, m.Attempts, micros(m.CreatedAt), micros(m.NextAttemptAt))
+	_, err := t.exec(ctx, "insert outbox", `INSERT INTO outbox (id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at, claimed_by, claimed_until)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		m.ID, m.Channel, m.SubjectID, m.Kind, m.Payload, m.Attempts, micros(m.CreatedAt), micros(m.NextAttemptAt), m.ClaimedBy, micros(m.ClaimedUntil))
 	return err
 }
 
-func (t *Tx) DueMessages(ctx context.Context, now time.Time, limit int) ([]steward.OutboxMessage, error) {
-	rows, err := t.rows(ctx, "select outbox", `SELECT id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at, last_error
-		FROM outbox WHERE delivered_at = 0 AND next_attempt_at <= ? ORDER BY next_attempt_at, id LIMIT ?`, micros(now), limit)
+func (t *Tx) DueMessages(ctx context.Context, instance string, now time.Time, limit int) ([]steward.OutboxMessage, error) {
+	rows, err := t.rows(ctx, "select outbox", `SELECT id, channel, subject_id, kind, payload, attempts, created_at, next_attempt_at, last_error, claimed_by, claimed_until
+		FROM outbox WHERE delivered_at = 0 AND next_attempt_at <= ? AND (claimed_by = ? OR claimed_until <= ?)
+		ORDER BY next_attempt_at, id LIMIT ?`, micros(now), instance, micros(now), limit)
 	if err != nil {
 		return nil, err
 	}
@@ -799,14 +805,41 @@ func (t *Tx) DueMessages(ctx context.Context, now time.Time, limit int) ([]stewa
 	var out []steward.OutboxMessage
 	for rows.Next() {
 		var m steward.OutboxMessage
-		var created, next int64
-		if err := rows.Scan(&m.ID, &m.Channel, &m.SubjectID, &m.Kind, &m.Payload, &m.Attempts, &created, &next, &m.LastError); err != nil {
+		var created, next, until int64
+		if err := rows.Scan(&m.ID, &m.Channel, &m.SubjectID, &m.Kind, &m.Payload, &m.Attempts, &created, &next, &m.LastError, &m.ClaimedBy, &until); err != nil {
 			return nil, mapErr(err, "scan outbox")
 		}
-		m.CreatedAt, m.NextAttemptAt = fromMicros(created), fromMicros(next)
+		m.CreatedAt, m.NextAttemptAt, m.ClaimedUntil = fromMicros(created), fromMicros(next), fromMicros(until)
 		out = append(out, m)
 	}
 	return out, mapErr(rows.Err(), "select outbox")
+}
+
+// ClaimMessages writes one conditional UPDATE per message: the condition is
+// evaluated on the row as committed when the write runs (SQLite's one writer at a
+// time; PostgreSQL re-reads a row another transaction changed before updating
+// it), so of two processes claiming one message one finds it taken.
+func (t *Tx) ClaimMessages(ctx context.Context, instance string, ids []string, now, until time.Time) ([]string, error) {
+	if instance == "" {
+		return nil, steward.Errorf(steward.EINVALID, "an outbox claim needs an instance id")
+	}
+	var won []string
+	for _, id := range ids {
+		res, err := t.exec(ctx, "claim outbox", `UPDATE outbox SET claimed_by = ?, claimed_until = ?
+			WHERE id = ? AND delivered_at = 0 AND (claimed_by = ? OR claimed_until <= ?)`,
+			instance, micros(until), id, instance, micros(now))
+		if err != nil {
+			return nil, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return nil, mapErr(err, "claim outbox")
+		}
+		if n == 1 {
+			won = append(won, id)
+		}
+	}
+	return won, nil
 }
 
 // MarkDelivered records delivery and wipes the payload, which holds PI.
@@ -815,8 +848,9 @@ func (t *Tx) MarkDelivered(ctx context.Context, id string, at time.Time) error {
 	return err
 }
 
-func (t *Tx) MarkFailed(ctx context.Context, id string, attempts int, next time.Time, lastError string) error {
-	_, err := t.exec(ctx, "mark failed", `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ? WHERE id = ?`, attempts, micros(next), lastError, id)
+func (t *Tx) MarkFailed(ctx context.Context, instance, id string, attempts int, next, claimedUntil time.Time, lastError string) error {
+	_, err := t.exec(ctx, "mark failed", `UPDATE outbox SET attempts = ?, next_attempt_at = ?, last_error = ?, claimed_until = ? WHERE id = ? AND claimed_by = ?`,
+		attempts, micros(next), lastError, micros(claimedUntil), id, instance)
 	return err
 }
 

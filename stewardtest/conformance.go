@@ -38,6 +38,8 @@ func RunStoreConformance(t *testing.T, open func(t *testing.T) (steward.Store, k
 		{"AuditTrail", confAuditTrail},
 		{"AccessLog", confAccessLog},
 		{"Outbox", confOutbox},
+		{"OutboxClaims", confOutboxClaims},
+		{"OutboxClaimsConcurrent", confOutboxClaimsConcurrent},
 		{"WriteRollsBack", confWriteRollsBack},
 		{"WriteConcurrent", confWriteConcurrent},
 		{"WriteCancelled", confWriteCancelled},
@@ -904,30 +906,30 @@ func confOutbox(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		}
 		return nil
 	})
-	due := func(what string, now time.Time, limit int, want ...*steward.OutboxMessage) {
-		t.Helper()
-		confRead(t, s, func(tx steward.Tx) error {
-			got, err := tx.DueMessages(ctx, now, limit)
-			if err != nil {
-				t.Fatalf("%s: %v", what, err)
-			}
-			w := make([]steward.OutboxMessage, len(want))
-			for i, m := range want {
-				w[i] = *m
-			}
-			confDiff(t, what, w, got)
-			return nil
-		})
-	}
+	// Unclaimed messages are due for any instance.
+	due := confDue(t, s, "node-a")
 	due("DueMessages(+5m)", confAt(5*time.Minute), 10, m1, m3, m2, other)
 	due("DueMessages(+5m, limit 2)", confAt(5*time.Minute), 2, m1, m3)
 	due("DueMessages(+1m), boundary included", confAt(time.Minute), 10, m1, m3)
 	due("DueMessages(-1µs)", confAt(-time.Microsecond), 10)
 
-	confWrite(t, s, func(tx steward.Tx) error { return tx.MarkFailed(ctx, m1.ID, 1, confAt(20*time.Minute), "sink timeout") })
+	// A failed attempt is recorded by the claim's holder, and the claim extended.
+	confClaim(t, s, "node-a", []string{m1.ID}, confAt(5*time.Minute), confAt(6*time.Minute), m1.ID)
+	confWrite(t, s, func(tx steward.Tx) error {
+		return tx.MarkFailed(ctx, "node-a", m1.ID, 1, confAt(20*time.Minute), confAt(21*time.Minute), "sink timeout")
+	})
 	m1.Attempts, m1.NextAttemptAt, m1.LastError = 1, confAt(20*time.Minute), "sink timeout"
+	m1.ClaimedBy, m1.ClaimedUntil = "node-a", confAt(21*time.Minute)
 	due("DueMessages(+5m) after MarkFailed", confAt(5*time.Minute), 10, m3, m2, other)
 	due("DueMessages(+30m) after MarkFailed", confAt(30*time.Minute), 10, m3, m2, other, later, m1)
+	// Another instance sees it only once the extended claim has run out.
+	confDue(t, s, "node-b")("DueMessages(node-b, +20m30s) after MarkFailed by node-a", confAt(20*time.Minute+30*time.Second), 10, m3, m2, other, later)
+	confDue(t, s, "node-b")("DueMessages(node-b, +21m) after MarkFailed by node-a", confAt(21*time.Minute), 10, m3, m2, other, later, m1)
+	// A process that does not hold the claim records nothing.
+	confWrite(t, s, func(tx steward.Tx) error {
+		return tx.MarkFailed(ctx, "node-b", m1.ID, 7, confAt(time.Hour), confAt(2*time.Hour), "not the holder")
+	})
+	due("DueMessages(+30m) after MarkFailed by another instance", confAt(30*time.Minute), 10, m3, m2, other, later, m1)
 
 	confWrite(t, s, func(tx steward.Tx) error { return tx.MarkDelivered(ctx, m3.ID, confAt(6*time.Minute)) })
 	due("DueMessages(+30m) after MarkDelivered", confAt(30*time.Minute), 10, m2, other, later, m1)
@@ -943,6 +945,171 @@ func confOutbox(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		t.Fatalf("Enqueue left an empty ID")
 	}
 	due("DueMessages after Enqueue without id", confAt(0), 10, m)
+}
+
+// confDue returns a check that DueMessages for instance at now returns want, exactly.
+func confDue(t *testing.T, s steward.Store, instance string) func(what string, now time.Time, limit int, want ...*steward.OutboxMessage) {
+	return func(what string, now time.Time, limit int, want ...*steward.OutboxMessage) {
+		t.Helper()
+		confRead(t, s, func(tx steward.Tx) error {
+			got, err := tx.DueMessages(context.Background(), instance, now, limit)
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			w := make([]steward.OutboxMessage, len(want))
+			for i, m := range want {
+				w[i] = *m
+			}
+			confDiff(t, what, w, got)
+			return nil
+		})
+	}
+}
+
+// confClaim checks that ClaimMessages for instance wins exactly want.
+func confClaim(t *testing.T, s steward.Store, instance string, ids []string, now, until time.Time, want ...string) {
+	t.Helper()
+	var won []string
+	confWrite(t, s, func(tx steward.Tx) (err error) {
+		won, err = tx.ClaimMessages(context.Background(), instance, ids, now, until)
+		return err
+	})
+	confDiff(t, fmt.Sprintf("ClaimMessages(%s, %v) at %s", instance, ids, now.Format(time.RFC3339Nano)), want, won)
+}
+
+// confOutboxClaims: a message queued claimed by one process is due for it alone
+// while the claim lives; after it runs out exactly one other process takes it
+// over; unclaimed messages go to whoever claims them first; delivered messages
+// are no one's.
+func confOutboxClaims(t *testing.T, s steward.Store, _ keyring.KeyStore) {
+	ctx := context.Background()
+	lease := steward.OutboxLease
+	a := &steward.OutboxMessage{ID: "m-a", Channel: "sms", SubjectID: "s1", Kind: "otp", Payload: []byte("sealed-a"), CreatedAt: confAt(0), NextAttemptAt: confAt(0)}
+	a.ClaimFor("node-a")
+	u := &steward.OutboxMessage{ID: "m-u", Channel: "webhook", Kind: "recipient_notice", Payload: []byte("sealed-u"), CreatedAt: confAt(0), NextAttemptAt: confAt(0)}
+	u.ClaimFor("") // queued by a command-line tool
+	if a.ClaimedBy != "node-a" || !a.ClaimedUntil.Equal(confAt(lease)) || u.ClaimedBy != "" || !u.ClaimedUntil.IsZero() {
+		t.Fatalf("ClaimFor: %q until %v and %q until %v; want node-a until %v, and no claim", a.ClaimedBy, a.ClaimedUntil, u.ClaimedBy, u.ClaimedUntil, confAt(lease))
+	}
+	confWrite(t, s, func(tx steward.Tx) error {
+		for _, m := range []*steward.OutboxMessage{a, u} {
+			if err := tx.Enqueue(ctx, m); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	dueA, dueB, dueC := confDue(t, s, "node-a"), confDue(t, s, "node-b"), confDue(t, s, "node-c")
+	dueA("DueMessages(node-a): its own claim and the unclaimed one", confAt(0), 10, a, u)
+	dueB("DueMessages(node-b) while node-a's claim lives", confAt(lease-time.Microsecond), 10, u)
+	confClaim(t, s, "node-b", []string{a.ID}, confAt(lease-time.Microsecond), confAt(2*lease))
+
+	// The unclaimed message goes to the first claimer, and to no one else.
+	confClaim(t, s, "node-b", []string{a.ID, u.ID}, confAt(time.Second), confAt(time.Second+lease), u.ID)
+	u.ClaimedBy, u.ClaimedUntil = "node-b", confAt(time.Second+lease)
+	confClaim(t, s, "node-a", []string{u.ID}, confAt(2*time.Second), confAt(2*time.Second+lease))
+	dueA("DueMessages(node-a) after node-b claimed the unclaimed one", confAt(2*time.Second), 10, a)
+	dueB("DueMessages(node-b) after its claim", confAt(2*time.Second), 10, u)
+
+	// node-a stops: once its claim has run out (claimed until <= now), node-b and
+	// node-c both see the message, and exactly one of them gets it.
+	dueC("DueMessages(node-c) when node-a's claim runs out", confAt(lease), 10, a)
+	confClaim(t, s, "node-b", []string{a.ID}, confAt(lease), confAt(2*lease), a.ID)
+	confClaim(t, s, "node-c", []string{a.ID}, confAt(lease), confAt(2*lease))
+	confClaim(t, s, "node-a", []string{a.ID}, confAt(lease), confAt(2*lease)) // back too late: it is node-b's now
+	a.ClaimedBy, a.ClaimedUntil = "node-b", confAt(2*lease)
+	dueA("DueMessages(node-a) after node-b took its message over", confAt(lease), 10)
+	dueB("DueMessages(node-b) after it took node-a's message over", confAt(lease), 10, a, u)
+	confWrite(t, s, func(tx steward.Tx) error {
+		return tx.MarkFailed(ctx, "node-a", a.ID, 1, confAt(lease+time.Minute), confAt(lease+time.Minute+lease), "late")
+	})
+	dueB("DueMessages(node-b) after a MarkFailed by node-a, which lost the claim", confAt(lease), 10, a, u)
+
+	// The holder renews its own claim, live or run out.
+	confClaim(t, s, "node-b", []string{a.ID, u.ID}, confAt(lease+time.Second), confAt(3*lease), a.ID, u.ID)
+	a.ClaimedUntil, u.ClaimedUntil = confAt(3*lease), confAt(3*lease)
+	dueB("DueMessages(node-b) after renewing", confAt(lease+time.Second), 10, a, u)
+
+	// A delivered message is claimed by no one, even after its claim ran out.
+	confWrite(t, s, func(tx steward.Tx) error { return tx.MarkDelivered(ctx, u.ID, confAt(lease+2*time.Second)) })
+	confClaim(t, s, "node-c", []string{u.ID}, confAt(10*lease), confAt(11*lease))
+	confClaim(t, s, "node-b", []string{u.ID}, confAt(lease+3*time.Second), confAt(4*lease))
+	dueC("DueMessages(node-c) after delivery", confAt(10*lease), 10, a)
+
+	err := s.Write(ctx, func(tx steward.Tx) error {
+		_, err := tx.ClaimMessages(ctx, "", []string{a.ID}, confAt(10*lease), confAt(11*lease))
+		return err
+	})
+	confCode(t, "ClaimMessages with no instance", err, steward.EINVALID)
+}
+
+// confOutboxClaimsConcurrent: eight claimers take the same 64 unclaimed
+// messages at once, each in its own order; every message is won by exactly one.
+func confOutboxClaimsConcurrent(t *testing.T, s steward.Store, _ keyring.KeyStore) {
+	ctx := context.Background()
+	const messages, claimers = 64, 8
+	ids := make([]string, messages)
+	confWrite(t, s, func(tx steward.Tx) error {
+		for i := range ids {
+			ids[i] = fmt.Sprintf("m-%02d", i)
+			if err := tx.Enqueue(ctx, &steward.OutboxMessage{ID: ids[i], Channel: "sms", Kind: "otp", Payload: []byte("p"), CreatedAt: confAt(0), NextAttemptAt: confAt(0)}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	won := make([][]string, claimers)
+	errs := make([]error, claimers)
+	for c := range claimers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			mine := append(append([]string(nil), ids[c*messages/claimers:]...), ids[:c*messages/claimers]...)
+			<-start
+			errs[c] = s.Write(ctx, func(tx steward.Tx) (err error) {
+				won[c], err = tx.ClaimMessages(ctx, fmt.Sprintf("node-%d", c), mine, confAt(time.Second), confAt(time.Second+steward.OutboxLease))
+				return err
+			})
+		}()
+	}
+	close(start)
+	wg.Wait()
+	owner := map[string]string{}
+	for c := range claimers {
+		if errs[c] != nil {
+			t.Fatalf("claimer %d: %v", c, errs[c])
+		}
+		for _, id := range won[c] {
+			if prev, ok := owner[id]; ok {
+				t.Errorf("%s won by node-%d and %s", id, c, prev)
+			}
+			owner[id] = fmt.Sprintf("node-%d", c)
+		}
+	}
+	if len(owner) != messages {
+		t.Errorf("%d of %d messages claimed", len(owner), messages)
+	}
+	// The store agrees: each message is due for its owner alone.
+	for c := range claimers {
+		instance := fmt.Sprintf("node-%d", c)
+		confRead(t, s, func(tx steward.Tx) error {
+			due, err := tx.DueMessages(ctx, instance, confAt(2*time.Second), messages)
+			if err != nil {
+				t.Fatalf("DueMessages(%s): %v", instance, err)
+			}
+			for _, m := range due {
+				if owner[m.ID] != instance || m.ClaimedBy != instance {
+					t.Errorf("DueMessages(%s) returned %s, claimed by %q, won by %s", instance, m.ID, m.ClaimedBy, owner[m.ID])
+				}
+			}
+			if len(due) != len(won[c]) {
+				t.Errorf("DueMessages(%s) = %d messages, it won %d", instance, len(due), len(won[c]))
+			}
+			return nil
+		})
+	}
 }
 
 // errConfFail is what a failing Write fn returns in the atomicity tests.
@@ -986,7 +1153,7 @@ func confWriteRollsBack(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		if seq, _, err := tx.AuditHead(ctx); err != nil || seq != 0 {
 			t.Errorf("AuditHead after failed write = %d, %v; want 0", seq, err)
 		}
-		if m, err := tx.DueMessages(ctx, confAt(time.Hour), 10); err != nil || len(m) != 0 {
+		if m, err := tx.DueMessages(ctx, "node-a", confAt(time.Hour), 10); err != nil || len(m) != 0 {
 			t.Errorf("DueMessages after failed write = %v, %v; want none", m, err)
 		}
 		return nil

@@ -107,7 +107,9 @@ func New(t testing.TB, engine string, o Options) *Env {
 		t.Fatalf("unknown engine %q", engine)
 	}
 	var err error
-	if e.Store, err = stsql.OpenStore(ctx, e.DataDSN, stsql.Options{}); err != nil {
+	// An instance id as `steward serve` has: the Service's messages are claimed
+	// for e.Outbox, which delivers them without a write to claim them.
+	if e.Store, err = stsql.OpenStore(ctx, e.DataDSN, stsql.Options{Instance: steward.NewID()}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { e.Store.Close() })

@@ -32,9 +32,13 @@ type app struct {
 	requests   *steward.RequestService // requests.go: rights requests and automated decisions
 }
 
-// openApp opens everything cfg names. createKey allows generating a development key
-// file when none exists (serve does; admin commands do not).
-func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) (*app, error) {
+// openApp opens everything cfg names. serve is true for `steward serve`: it
+// allows generating a development key file when none exists (admin commands never
+// do), and gives the data store an instance id of its own, so that this process's
+// outbox worker owns the messages it queues, and processes sharing a database
+// each deliver a message once (steward.OutboxMessage). Admin commands queue
+// messages unclaimed, for whichever serve process takes them.
+func openApp(ctx context.Context, cfg Config, log *slog.Logger, serve bool) (*app, error) {
 	a := &app{cfg: cfg, log: log}
 	var err error
 	if cfg.Declaration == "" {
@@ -42,7 +46,7 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 	} else if a.decl, err = declaration.Load(cfg.Declaration); err != nil {
 		return nil, err
 	}
-	if createKey {
+	if serve {
 		a.keyFile, a.keyCreated, err = keyring.LoadOrCreateKeyFile(cfg.KeyFile)
 	} else {
 		a.keyFile, err = keyring.LoadKeyFile(cfg.KeyFile)
@@ -51,7 +55,11 @@ func openApp(ctx context.Context, cfg Config, log *slog.Logger, createKey bool) 
 		return nil, fmt.Errorf("key file %s: %w", cfg.KeyFile, err)
 	}
 	opts := stsql.Options{Synchronous: cfg.Synchronous, Logger: log}
-	if a.store, err = stsql.OpenStore(ctx, cfg.DataDSN(), opts); err != nil {
+	dataOpts := opts
+	if serve {
+		dataOpts.Instance = steward.NewID()
+	}
+	if a.store, err = stsql.OpenStore(ctx, cfg.DataDSN(), dataOpts); err != nil {
 		return nil, fmt.Errorf("data store: %w", err)
 	}
 	if a.keyStore, err = stsql.OpenKeyStore(ctx, cfg.KeysDSN(), opts); err != nil {
