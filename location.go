@@ -130,7 +130,18 @@ type RetentionTx interface {
 	ExpireClicks(ctx context.Context, before time.Time, limit int) (map[string]int, error)
 	// ExpireContactBooks deletes address books (hashes and summary) imported before before.
 	ExpireContactBooks(ctx context.Context, before time.Time, limit int) (map[string]int, error)
+	// ExpireCodes deletes up to limit one-time codes created before before and
+	// returns how many it deleted; fewer than limit means done.
+	ExpireCodes(ctx context.Context, before time.Time, limit int) (int, error)
 }
+
+// CodeRetention is how long a one-time code is kept after it was sent: its
+// row holds the phone number's blind index, also for people who never
+// registered, and the address of the client that asked for it. The hourly send
+// limits need an hour of codes; a day more leaves time to look into abuse of
+// the code endpoint. Then RunRetention deletes it (policy §8, the shortest
+// period necessary; PIPL Art. 19).
+const CodeRetention = 25 * time.Hour
 
 // RetentionResult is what one retention run did to one field.
 type RetentionResult struct {
@@ -145,6 +156,7 @@ type RetentionResult struct {
 type RetentionReport struct {
 	RanAt   time.Time         `json:"ran_at"`
 	Fields  []RetentionResult `json:"fields"`
+	Codes   int               `json:"codes"`             // one-time codes older than CodeRetention deleted
 	Skipped []string          `json:"skipped,omitempty"` // derived fields with a duration rule Steward cannot expire
 }
 
@@ -214,7 +226,34 @@ func (s *Service) RunRetention(ctx context.Context) (*RetentionReport, error) {
 		}
 		rep.Fields = append(rep.Fields, res)
 	}
+	var err error
+	if rep.Codes, err = s.expireCodes(ctx, now.Add(-CodeRetention)); err != nil {
+		return nil, fmt.Errorf("steward: retention of one-time codes: %w", err)
+	}
 	return rep, nil
+}
+
+// expireCodes deletes the one-time codes sent before cutoff, in batches, each
+// batch audited with its count, and returns how many it deleted.
+func (s *Service) expireCodes(ctx context.Context, cutoff time.Time) (int, error) {
+	total := 0
+	for {
+		var n int
+		err := s.store.Write(ctx, func(tx Tx) (err error) {
+			if n, err = tx.ExpireCodes(ctx, cutoff, retentionBatch); err != nil || n == 0 {
+				return err
+			}
+			return tx.AppendAudit(ctx, s.audit(ctx, AuditRetention, "", "", nil,
+				fmt.Sprintf("one_time_codes=%d sent_before=%s", n, cutoff.UTC().Format(time.RFC3339))))
+		})
+		if err != nil {
+			return total, err
+		}
+		total += n
+		if n < retentionBatch {
+			return total, nil
+		}
+	}
 }
 
 // String summarizes the report in one line per field, for the CLI.
@@ -226,6 +265,7 @@ func (r *RetentionReport) String() string {
 	for _, name := range r.Skipped {
 		fmt.Fprintf(&b, "%s: skipped (derived field Steward cannot expire)\n", name)
 	}
+	fmt.Fprintf(&b, "one-time codes: kept %s; deleted %d\n", CodeRetention, r.Codes)
 	return b.String()
 }
 

@@ -221,3 +221,58 @@ func TestBasicFunctionsWithoutLocation(t *testing.T) {
 		})
 	}
 }
+
+// TestRetentionDeletesOldCodes: one-time codes, which hold the phone number's
+// blind index (also of people who never registered) and the asking client's
+// address, are deleted CodeRetention after they were sent; newer codes are kept.
+// Each deletion batch is audited.
+func TestRetentionDeletesOldCodes(t *testing.T) {
+	for _, engine := range stewardtest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			env := stewardtest.New(t, engine, stewardtest.Options{OTP: roomyOTP})
+			ctx := steward.WithActor(context.Background(), steward.Actor{Kind: steward.ActorSubject, Address: "203.0.113.7"})
+			// A person who asks for a code and never registers, and one who registers.
+			if _, err := env.Service.SendCode(ctx, "+8613700137000", steward.CodeRegister); err != nil {
+				t.Fatal(err)
+			}
+			env.Register(t, "+8613800138000", nil)
+			sentOld := env.Clock.Now()
+			env.Clock.Advance(steward.CodeRetention - time.Hour)
+			if _, err := env.Service.SendCode(ctx, "+8613900139000", steward.CodeRegister); err != nil {
+				t.Fatal(err)
+			}
+			sys := steward.SystemContext(context.Background(), "retention")
+			rep, err := env.Service.RunRetention(sys)
+			if err != nil || rep.Codes != 0 {
+				t.Fatalf("retention before any code is %v old: %d codes deleted, %v; want 0", steward.CodeRetention, rep.Codes, err)
+			}
+			env.Clock.Set(sentOld.Add(steward.CodeRetention + time.Second))
+			if rep, err = env.Service.RunRetention(sys); err != nil || rep.Codes != 2 {
+				t.Fatalf("retention: %d codes deleted, %v; want 2", rep.Codes, err)
+			}
+			if !strings.Contains(rep.String(), "one-time codes: kept 25h0m0s; deleted 2") {
+				t.Errorf("report:\n%s", rep)
+			}
+			env.Store.Read(context.Background(), func(tx steward.Tx) error {
+				for phone, want := range map[string]string{"+8613700137000": steward.ENOTFOUND, "+8613800138000": steward.ENOTFOUND, "+8613900139000": ""} {
+					_, err := tx.LatestCode(context.Background(), steward.CodeRegister, env.Keyring.BlindIndex("phone", phone))
+					if steward.ErrorCode(err) != want {
+						t.Errorf("code to %s after retention: %v, want %q", phone, err, want)
+					}
+				}
+				entries, err := tx.AuditBySubject(context.Background(), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				found := false
+				for _, e := range entries {
+					found = found || e.Action == steward.AuditRetention && strings.HasPrefix(e.Detail, "one_time_codes=2 ")
+				}
+				if !found {
+					t.Error("no audit entry for the deleted codes")
+				}
+				return nil
+			})
+		})
+	}
+}

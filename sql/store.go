@@ -535,6 +535,15 @@ func (t *Tx) CreateCode(ctx context.Context, c *steward.OneTimeCode) error {
 	return err
 }
 
+func (t *Tx) ExpireCodes(ctx context.Context, before time.Time, limit int) (int, error) {
+	res, err := t.exec(ctx, "expire codes", `DELETE FROM one_time_codes WHERE id IN (SELECT id FROM one_time_codes WHERE created_at < ? LIMIT ?)`, micros(before), limit)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), mapErr(err, "expire codes")
+}
+
 func (t *Tx) LatestCode(ctx context.Context, purpose string, target []byte) (*steward.OneTimeCode, error) {
 	return scanCode(t.row(ctx, `SELECT `+codeColumns+` FROM one_time_codes WHERE target = ? AND purpose = ? ORDER BY created_at DESC, id DESC LIMIT 1`, target, purpose))
 }

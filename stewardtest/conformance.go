@@ -555,6 +555,34 @@ func confCodes(t *testing.T, s steward.Store, _ keyring.KeyStore) {
 		count(tx, confAt(-time.Hour), targetA, "client-3", 0, 1)
 		return nil
 	})
+
+	// ExpireCodes deletes codes sent before the cutoff, at most limit at a time.
+	c7 := code("code-7", steward.CodeRegister, targetA, "", "client-3", 6*time.Minute)
+	c8 := code("code-8", steward.CodeSignIn, targetB, "", "client-3", 7*time.Minute)
+	confWrite(t, s, func(tx steward.Tx) error {
+		if err := tx.CreateCode(ctx, c7); err != nil {
+			return err
+		}
+		return tx.CreateCode(ctx, c8)
+	})
+	expire := func(before time.Duration, limit, want int) {
+		t.Helper()
+		var got int
+		confWrite(t, s, func(tx steward.Tx) (err error) { got, err = tx.ExpireCodes(ctx, confAt(before), limit); return err })
+		if got != want {
+			t.Errorf("ExpireCodes(before %v, limit %d) = %d, want %d", before, limit, got, want)
+		}
+	}
+	expire(5*time.Minute, 10, 0) // c6 was sent at 5 min: not before
+	expire(7*time.Minute, 1, 1)  // c6 or c7
+	expire(7*time.Minute, 10, 1) // the other
+	expire(7*time.Minute, 10, 0) // c8 was sent at 7 min
+	confRead(t, s, func(tx steward.Tx) error {
+		latest(tx, steward.CodeRegister, targetC, nil, steward.ENOTFOUND)
+		latest(tx, steward.CodeRegister, targetA, nil, steward.ENOTFOUND)
+		latest(tx, steward.CodeSignIn, targetB, c8, "")
+		return nil
+	})
 }
 
 func confSessions(t *testing.T, s steward.Store, _ keyring.KeyStore) {
