@@ -864,6 +864,7 @@ func (t *Tx) MarkFailed(ctx context.Context, instance, id string, attempts int, 
 }
 
 func (t *Tx) DeleteMessages(ctx context.Context, subjectID string) error {
-	_, err := t.exec(ctx, "delete outbox", `DELETE FROM outbox WHERE subject_id = ?`, subjectID)
+	// The second condition lets both engines use the partial index outbox_subject.
+	_, err := t.exec(ctx, "delete outbox", `DELETE FROM outbox WHERE subject_id = ? AND subject_id <> ''`, subjectID)
 	return err
 }
