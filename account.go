@@ -81,7 +81,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 	}
 	phoneJSON, _ := json.Marshal(e164)
 	r.Fields["phone"] = phoneJSON
-	values, err := s.checkFields(r.Fields, func(p string) bool { _, ok := granted[p]; return ok })
+	values, err := s.checkFields(r.Fields, func(p string) bool { _, ok := granted[p]; return ok }, "phone")
 	if err != nil {
 		return nil, err
 	}
@@ -169,8 +169,10 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 
 // checkFields validates values against the declaration: each field declared,
 // writable, covered by at least one purpose for which consented reports a basis,
-// and valid for its kind. It returns the canonical values.
-func (s *Service) checkFields(in FieldValues, consented func(purpose string) bool) (FieldValues, error) {
+// and valid for its kind. It returns the canonical values. The values of the
+// fields named in canonical are canonical already (the caller normalized them)
+// and are only checked for declaration and purpose.
+func (s *Service) checkFields(in FieldValues, consented func(purpose string) bool, canonical ...string) (FieldValues, error) {
 	out := FieldValues{}
 	for _, name := range in.Names() {
 		f, ok := s.decl.Field(name)
@@ -184,6 +186,10 @@ func (s *Service) checkFields(in FieldValues, consented func(purpose string) boo
 		}
 		if !covered {
 			return nil, Errorf(EINVALID, "field %s is collected only for %s; consent for it was not given", name, strings.Join(f.Purposes, ", "))
+		}
+		if slices.Contains(canonical, name) {
+			out[name] = in[name]
+			continue
 		}
 		v, err := NormalizeFieldValue(f, in[name], s.decl.PhoneRegion, s.phone)
 		if err != nil {
