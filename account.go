@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -76,12 +77,14 @@ func (s *Service) Register(ctx context.Context, r Registration) (*Registered, er
 			return nil, err
 		}
 	}
-	if r.Fields == nil {
-		r.Fields = FieldValues{}
+	// A copy: the caller's map is the caller's (it may register from several goroutines).
+	fields := maps.Clone(r.Fields)
+	if fields == nil {
+		fields = FieldValues{}
 	}
 	phoneJSON, _ := json.Marshal(e164)
-	r.Fields["phone"] = phoneJSON
-	values, err := s.checkFields(r.Fields, func(p string) bool { _, ok := granted[p]; return ok }, "phone")
+	fields["phone"] = phoneJSON
+	values, err := s.checkFields(fields, func(p string) bool { _, ok := granted[p]; return ok }, "phone")
 	if err != nil {
 		return nil, err
 	}
