@@ -44,6 +44,9 @@ status=$?
 set -e
 grep -E '^(ok|FAIL|---|panic|\s+\S+_test.go)' "$out" | grep -v -- '--- PASS' || true
 if [ $status -ne 0 ]; then
+  # Failures reported from helpers, fatal runtime errors and panics: the end of the log.
+  echo "--- last 80 lines of go test's output:" >&2
+  tail -n 80 "$out" >&2
   echo "test.sh: go test failed" >&2
   exit $status
 fi
