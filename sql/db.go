@@ -63,11 +63,12 @@ type Options struct {
 	// DirectAccessLog commits every Store.Audit straight into the access log, as
 	// on PostgreSQL, instead of through the access journal. For comparison.
 	DirectAccessLog bool
-	// LockTimeout bounds how long a PostgreSQL statement waits for a lock, such
-	// as the chain head every write transaction takes first, before failing with
-	// EUNAVAILABLE: a stuck process holding it then delays other writers by this
-	// much, not forever. Default 10 s, as SQLite's busy timeout. A lock_timeout
-	// given in the connection URL wins.
+	// LockTimeout bounds how long a write waits for a lock another process holds
+	// (SQLite's busy timeout; PostgreSQL's lock_timeout, for the chain head every
+	// write transaction takes first) before failing with EUNAVAILABLE, together
+	// with every write queued behind it: a stuck process then delays the others'
+	// writes by about this much, not forever. Default 10 s. On PostgreSQL a
+	// lock_timeout given in the connection URL wins.
 	LockTimeout time.Duration
 	// Instance names the process a data store serves, for outbox claims
 	// (steward.Store.Instance): a random id per `steward serve` process, so that
@@ -181,14 +182,14 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.LockTimeout <= 0 {
+		opts.LockTimeout = 10 * time.Second
+	}
 	db := &DB{opts: opts, reqs: make(chan *writeReq, 1024), done: make(chan struct{}), chain: "audit"}
 	var err error
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		db.dialect = Postgres
 		db.name = pgName(dsn)
-		if opts.LockTimeout <= 0 {
-			opts.LockTimeout = 10 * time.Second
-		}
 		dsn = withRuntimeParam(dsn, "lock_timeout", strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10))
 		if db.read, err = sql.Open("pgx", dsn); err != nil {
 			return nil, fmt.Errorf("sql: open %s: %w", db.name, err)
@@ -210,7 +211,7 @@ func open(ctx context.Context, dsn string, opts Options, migrations fs.FS, dir s
 		} else {
 			f.Close()
 		}
-		pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)"
+		pragmas := "_pragma=busy_timeout(" + strconv.FormatInt(opts.LockTimeout.Milliseconds(), 10) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(" + opts.Synchronous + ")&_pragma=secure_delete(1)&_pragma=mmap_size(1073741824)&_pragma=temp_store(MEMORY)"
 		writePragmas := pragmas
 		if migrations == fs.FS(dataMigrations) {
 			// The data store's writer checkpoints every dataCheckpointPages WAL
@@ -519,6 +520,21 @@ func (db *DB) runGroup(first *writeReq) {
 	w, err := db.beginWrite(ctx)
 	if err != nil {
 		first.err <- err
+		if steward.ErrorCode(err) == steward.EUNAVAILABLE {
+			// Another process holds the write lock and did not let go within the
+			// busy or lock timeout. The writes queued meanwhile would each wait a
+			// timeout more in turn: they fail now, so that no write waits much
+			// longer than one timeout.
+			for {
+				select {
+				case r := <-db.reqs:
+					r.err <- err
+					continue
+				default:
+				}
+				break
+			}
+		}
 		return
 	}
 	g.w, g.tx = w, w.Tx()

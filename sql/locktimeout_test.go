@@ -3,6 +3,7 @@ package sql_test
 import (
 	"context"
 	"database/sql"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -11,55 +12,82 @@ import (
 	"github.com/stewardhq/steward/stewardtest"
 )
 
-// TestPostgresLockTimeout: a process stuck while holding the chain head (found
-// by a tester: a SIGSTOPped server stalled another's write for as long as it
-// stayed stopped) delays other writers by LockTimeout, then they fail with
-// EUNAVAILABLE; once it lets go, writes succeed again.
-func TestPostgresLockTimeout(t *testing.T) {
-	dataDSN, _ := stewardtest.PostgresDatabases(t)
-	ctx := context.Background()
-	store, err := stsql.OpenStore(ctx, dataDSN, stsql.Options{LockTimeout: 300 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close()
-	stuck, err := sql.Open("pgx", dataDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stuck.Close()
-	tx, err := stuck.BeginTx(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
-	write := func() error {
-		done := make(chan error, 1)
-		go func() {
-			done <- store.Write(ctx, func(tx steward.Tx) error {
-				return tx.CreateSubject(ctx, &steward.Subject{ID: steward.NewID(), Status: steward.SubjectActive, Region: "CN-SH", KeyID: "k", CreatedAt: time.Now()})
-			})
-		}()
-		select {
-		case err := <-done:
-			return err
-		case <-time.After(10 * time.Second):
-			// A started write ignores its caller's context: without a lock
-			// timeout it waits as long as the lock is held.
-			t.Fatal("the write still waits for the lock after 10 s; LockTimeout is 300 ms")
-			return nil
-		}
-	}
-	if err := write(); steward.ErrorCode(err) != steward.EUNAVAILABLE {
-		t.Fatalf("write while another process holds the chain head: %v, want EUNAVAILABLE", err)
-	}
-	if err := tx.Rollback(); err != nil {
-		t.Fatal(err)
-	}
-	if err := write(); err != nil {
-		t.Fatalf("write after the lock was released: %v", err)
+// TestLockTimeout: another process stuck while holding the write lock (found by
+// testers: a SIGSTOPped server stalled another's writes for as long as it stayed
+// stopped; then, with a timeout, 40 writes queued behind the lock waited one
+// timeout after another, up to four times as long) delays every write by about
+// LockTimeout, then they fail with EUNAVAILABLE; once it lets go, writes succeed.
+func TestLockTimeout(t *testing.T) {
+	const timeout = time.Second
+	for _, engine := range stewardtest.Engines(t) {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			var dsn, driver string
+			switch engine {
+			case stsql.SQLite:
+				dsn, driver = filepath.Join(t.TempDir(), "steward.db"), "sqlite"
+			default:
+				dsn, _ = stewardtest.PostgresDatabases(t)
+				driver = "pgx"
+			}
+			store, err := stsql.OpenStore(ctx, dsn, stsql.Options{LockTimeout: timeout})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer store.Close()
+			other, err := sql.Open(driver, dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			stuck, err := other.Conn(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer stuck.Close()
+			if engine == stsql.SQLite {
+				_, err = stuck.ExecContext(ctx, `BEGIN IMMEDIATE`)
+			} else {
+				_, err = stuck.ExecContext(ctx, `BEGIN`)
+				if err == nil {
+					_, err = stuck.ExecContext(ctx, `SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE`)
+				}
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			write := func() error {
+				return store.Write(ctx, func(tx steward.Tx) error {
+					return tx.CreateSubject(ctx, &steward.Subject{ID: steward.NewID(), Status: steward.SubjectActive, Region: "CN-SH", KeyID: "k", CreatedAt: time.Now()})
+				})
+			}
+			// Twelve writers at once, more than the writer goroutines.
+			start := time.Now()
+			done := make(chan error, 12)
+			for range 12 {
+				go func() { done <- write() }()
+			}
+			for i := range 12 {
+				select {
+				case err := <-done:
+					if steward.ErrorCode(err) != steward.EUNAVAILABLE {
+						t.Fatalf("write %d while another process holds the lock: %v, want EUNAVAILABLE", i, err)
+					}
+				case <-time.After(30 * time.Second):
+					t.Fatalf("%d of 12 writes still wait after 30 s; the lock timeout is %v", 12-i, timeout)
+				}
+			}
+			// Each waited one timeout, not one per write queued ahead of it
+			// (without the fix: 3 timeouts on PostgreSQL's four writers, 12 on SQLite's one).
+			if waited := time.Since(start); waited > 2*timeout+timeout/2 {
+				t.Errorf("the last of 12 writes failed after %v; the lock timeout is %v", waited, timeout)
+			}
+			if _, err := stuck.ExecContext(ctx, `ROLLBACK`); err != nil {
+				t.Fatal(err)
+			}
+			if err := write(); err != nil {
+				t.Fatalf("write after the lock was released: %v", err)
+			}
+		})
 	}
 }
