@@ -164,6 +164,7 @@ type journalRecord struct {
 
 type journalGroup struct {
 	num     uint64
+	at      time.Time             // when the earliest of its appends arrived
 	buf     []byte                // records
 	entries []*steward.AuditEntry // copies owned by the journal
 	done    chan struct{}         // closed when written, or failed
@@ -223,6 +224,7 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 	if len(entries) == 0 {
 		return nil
 	}
+	arrived := time.Now()
 	var buf []byte
 	copies := make([]*steward.AuditEntry, len(entries))
 	for i, e := range entries {
@@ -271,8 +273,11 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 	g := j.next
 	if g == nil {
 		j.groups++
-		g = &journalGroup{num: j.groups, done: make(chan struct{})}
+		g = &journalGroup{num: j.groups, done: make(chan struct{}), at: arrived}
 		j.next = g
+	}
+	if arrived.Before(g.at) {
+		g.at = arrived // it waited for room longer than the group's first append
 	}
 	g.buf = append(g.buf, buf...)
 	g.entries = append(g.entries, copies...)
@@ -326,7 +331,9 @@ func (j *accessJournal) write(g *journalGroup) error {
 	}
 	if seg == nil {
 		var err error
-		if seg, err = j.segment(); err != nil {
+		// No append waits much longer than journalWaitLimit in all: the group's
+		// first one has waited since g.at.
+		if seg, err = j.segment(g.at.Add(journalWaitLimit)); err != nil {
 			j.log.Error("access journal: no segment to write to", "err", err)
 			return steward.WrapError(steward.EUNAVAILABLE, "the access journal cannot be written", err)
 		}
@@ -383,14 +390,14 @@ func (j *accessJournal) seal(seg *journalSegment) {
 	kick(j.moveKick)
 }
 
-// segment returns the recycled segment or a new one, after waiting while
-// journalMaxSegments are in use.
-func (j *accessJournal) segment() (*journalSegment, error) {
+// segment returns the recycled segment or a new one, after waiting, until
+// deadline at most, while journalMaxSegments are in use.
+func (j *accessJournal) segment(deadline time.Time) (*journalSegment, error) {
 	j.mu.Lock()
 	var limit <-chan time.Time
 	for len(j.segs) >= journalMaxSegments && !j.closed {
 		if limit == nil {
-			t := time.NewTimer(journalWaitLimit)
+			t := time.NewTimer(time.Until(deadline))
 			defer t.Stop()
 			limit = t.C
 		}
@@ -400,7 +407,7 @@ func (j *accessJournal) segment() (*journalSegment, error) {
 		select {
 		case <-ch:
 		case <-limit:
-			return nil, fmt.Errorf("every journal segment (%d) has waited %v for the mover", journalMaxSegments, journalWaitLimit)
+			return nil, fmt.Errorf("every journal segment (%d) is waiting for the mover", journalMaxSegments)
 		}
 		j.mu.Lock()
 	}

@@ -518,5 +518,26 @@ func TestJournalSegmentWaitIsBounded(t *testing.T) {
 	if n == most {
 		t.Fatalf("%d appends fitted into %d segments of three blocks", n, journalMaxSegments)
 	}
+	// Appends arriving one after another while the segments stay full each wait
+	// about the limit from their own arrival, not a limit more for every group
+	// ahead of them (found by a tester: reads failed after 5 to 9.6 s with a
+	// limit of 5 s).
+	journalWaitLimit = time.Second
+	waits := make(chan time.Duration, 6)
+	for i := range 6 {
+		go func() {
+			start := time.Now()
+			if err := s.Audit(context.Background(), jEntry(most+i)); steward.ErrorCode(err) != steward.EUNAVAILABLE {
+				t.Errorf("Audit with every segment in use: %v, want EUNAVAILABLE", err)
+			}
+			waits <- time.Since(start)
+		}()
+		time.Sleep(150 * time.Millisecond)
+	}
+	for range 6 {
+		if w := <-waits; w > 1500*time.Millisecond {
+			t.Errorf("an append waited %v for room; the limit is 1 s", w)
+		}
+	}
 	jWantIDs(t, "access log", jChain(t, s), 0, n)
 }
