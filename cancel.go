@@ -26,6 +26,11 @@ type DeletionReceipt struct {
 	SessionsRevoked int       `json:"sessions_revoked"`
 	Stores          []string  `json:"stores"`
 	Tombstone       string    `json:"tombstone"` // what remains: the subject id, status and times
+	// KeyDestructionPending is true when the data was deleted but the key store
+	// could not destroy the data key yet: the maintenance run will
+	// (FinishErasures), and until then copies of the data store taken before
+	// could still be read with the key store.
+	KeyDestructionPending bool `json:"key_destruction_pending,omitempty"`
 }
 
 // SendCancellationCode sends a fresh one-time code to the signed-in subject's
@@ -78,11 +83,21 @@ func (s *Service) CancelAccount(ctx context.Context, code string) (*DeletionRece
 	if err := s.verifySubjectCode(ctx, id, CodeCancel, code, nil); err != nil {
 		return nil, err
 	}
-	return s.Erase(ctx, id, "cancellation")
+	rc, err := s.Erase(ctx, id, "cancellation")
+	if err != nil && rc != nil {
+		// The account is cancelled and its data deleted; only the key is left,
+		// for the maintenance run. The subject gets the receipt, which says so:
+		// an error would invite a retry that can no longer succeed.
+		rc.KeyDestructionPending = true
+		return rc, nil
+	}
+	return rc, err
 }
 
 // Erase erases subject id: the core of cancellation and of fulfilled deletion
-// requests. reason is recorded in the audit trail. The caller authorizes.
+// requests. reason is recorded in the audit trail. The caller authorizes. When
+// the data is deleted but the key store fails to destroy the data key, it
+// returns the receipt and the error together (FinishErasures finishes it).
 func (s *Service) Erase(ctx context.Context, id, reason string) (*DeletionReceipt, error) {
 	now := s.Now()
 	rc := &DeletionReceipt{ReceiptID: NewID(), SubjectID: id, CancelledAt: now, FieldsErased: []string{},
@@ -145,7 +160,7 @@ func (s *Service) Erase(ctx context.Context, id, reason string) (*DeletionReceip
 	keys, err := s.destroyTombstoneKey(context.WithoutCancel(ctx), id)
 	if err != nil {
 		s.log.Error("erasure: the subject's data was deleted but its data key was not destroyed yet; the maintenance run will retry", "subject", id, "err", err)
-		return nil, err
+		return rc, err
 	}
 	rc.KeyIDsDestroyed = keys
 	return rc, nil

@@ -43,8 +43,12 @@ func TestFinishErasuresAfterKeyStoreFailure(t *testing.T) {
 				t.Fatal(err)
 			}
 			keys.down.Store(true)
-			if _, err := svc.CancelAccount(ctx, env.LastCode(t, "+8613800138000")); steward.ErrorCode(err) != steward.EUNAVAILABLE {
-				t.Fatalf("cancellation with the key store down: %v, want EUNAVAILABLE", err)
+			rc, err := svc.CancelAccount(ctx, env.LastCode(t, "+8613800138000"))
+			if err != nil {
+				t.Fatalf("cancellation with the key store down: %v; the data is deleted, the receipt is due", err)
+			}
+			if !rc.KeyDestructionPending || len(rc.KeyIDsDestroyed) != 0 || len(rc.FieldsErased) == 0 {
+				t.Fatalf("receipt with the key store down: %+v; want the fields erased, no key destroyed, key destruction pending", rc)
 			}
 			bg := context.Background()
 			if _, err := env.KeyStore.GetKey(bg, gone.SubjectID); err != nil {
@@ -88,8 +92,12 @@ func TestCancellationRecordsKeyDestroyed(t *testing.T) {
 	if _, err := env.Service.SendCancellationCode(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := env.Service.CancelAccount(ctx, env.LastCode(t, "+8613800138000")); err != nil {
+	rc, err := env.Service.CancelAccount(ctx, env.LastCode(t, "+8613800138000"))
+	if err != nil {
 		t.Fatal(err)
+	}
+	if rc.KeyDestructionPending || len(rc.KeyIDsDestroyed) != 1 {
+		t.Fatalf("receipt of a complete cancellation: %+v; want one key destroyed, nothing pending", rc)
 	}
 	if n, err := env.Service.FinishErasures(context.Background()); err != nil || n != 0 {
 		t.Fatalf("FinishErasures after a complete cancellation = %d, %v; want 0, nil", n, err)
