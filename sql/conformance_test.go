@@ -13,9 +13,9 @@ import (
 	"github.com/stewardhq/steward/stewardtest"
 )
 
-// openEngine opens a fresh data store and key store on engine, closed when t
-// ends, and returns them with the data store's DSN.
-func openEngine(t *testing.T, engine string) (*stsql.Store, *stsql.KeyStore, string) {
+// openEngine opens a fresh data store and key store on engine with opts (none:
+// the defaults), closed when t ends, and returns them with the data store's DSN.
+func openEngine(t *testing.T, engine string, opts ...stsql.Options) (*stsql.Store, *stsql.KeyStore, string) {
 	t.Helper()
 	ctx := context.Background()
 	var dataDSN, keysDSN string
@@ -28,17 +28,37 @@ func openEngine(t *testing.T, engine string) (*stsql.Store, *stsql.KeyStore, str
 	default:
 		t.Fatalf("unknown engine %q", engine)
 	}
-	s, err := stsql.OpenStore(ctx, dataDSN, stsql.Options{})
+	var o stsql.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	s, err := stsql.OpenStore(ctx, dataDSN, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	ks, err := stsql.OpenKeyStore(ctx, keysDSN, stsql.Options{})
+	ks, err := stsql.OpenKeyStore(ctx, keysDSN, o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ks.Close() })
 	return s, ks, dataDSN
+}
+
+// openRaw opens the database at dsn on engine directly, past the store, as
+// another process would; closed when t ends.
+func openRaw(t *testing.T, engine, dsn string) *sql.DB {
+	t.Helper()
+	driver := "sqlite"
+	if engine == stsql.Postgres {
+		driver = "pgx"
+	}
+	raw, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { raw.Close() })
+	return raw
 }
 
 func TestStoreConformance(t *testing.T) {
@@ -72,16 +92,7 @@ func TestMarkDeliveredWipesPayload(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			driver, q := "sqlite", `SELECT id, payload, delivered_at FROM outbox ORDER BY id`
-			if engine == stsql.Postgres {
-				driver = "pgx"
-			}
-			raw, err := sql.Open(driver, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer raw.Close()
-			rows, err := raw.QueryContext(ctx, q)
+			rows, err := openRaw(t, engine, dsn).QueryContext(ctx, `SELECT id, payload, delivered_at FROM outbox ORDER BY id`)
 			if err != nil {
 				t.Fatal(err)
 			}

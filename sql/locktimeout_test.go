@@ -2,8 +2,6 @@ package sql_test
 
 import (
 	"context"
-	"database/sql"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,24 +20,8 @@ func TestLockTimeout(t *testing.T) {
 	for _, engine := range stewardtest.Engines(t) {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			var dsn, driver string
-			switch engine {
-			case stsql.SQLite:
-				dsn, driver = filepath.Join(t.TempDir(), "steward.db"), "sqlite"
-			default:
-				dsn, _ = stewardtest.PostgresDatabases(t)
-				driver = "pgx"
-			}
-			store, err := stsql.OpenStore(ctx, dsn, stsql.Options{LockTimeout: timeout})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer store.Close()
-			other, err := sql.Open(driver, dsn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
+			store, _, dsn := openEngine(t, engine, stsql.Options{LockTimeout: timeout})
+			other := openRaw(t, engine, dsn)
 			stuck, err := other.Conn(ctx)
 			if err != nil {
 				t.Fatal(err)
