@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"github.com/stewardhq/steward"
-	"github.com/stewardhq/steward/contacts"
-	"github.com/stewardhq/steward/keyring"
 	"github.com/stewardhq/steward/stewardtest"
 )
 
@@ -37,8 +35,7 @@ func TestCancellationClientHangsUp(t *testing.T) {
 	defer cancel()
 	// Writes: the code sent, the code verified, the erasure.
 	store := &hangUpAfter{Store: env.Store, n: 3, cancel: cancel}
-	svc := steward.NewService(steward.Config{Declaration: env.Decl, Store: store, Keys: keyring.Steward{Keyring: env.Keyring},
-		NormalizePhone: contacts.Normalize, Now: env.Clock.Now, OTP: roomyOTP})
+	svc := env.ServiceWith(store, nil)
 	if _, err := svc.SendCancellationCode(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +61,7 @@ func TestSignInClientHangsUp(t *testing.T) {
 	defer cancel()
 	// Writes: the code sent, then the code checked; the client hangs up after that.
 	store := &hangUpAfter{Store: env.Store, n: 2, cancel: cancel}
-	svc := steward.NewService(steward.Config{Declaration: env.Decl, Store: store, Keys: keyring.Steward{Keyring: env.Keyring},
-		NormalizePhone: contacts.Normalize, Now: env.Clock.Now, OTP: roomyOTP})
+	svc := env.ServiceWith(store, nil)
 	if _, err := svc.SendCode(ctx, "+8613800138000", steward.CodeSignIn); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/stewardhq/steward"
-	"github.com/stewardhq/steward/contacts"
 	"github.com/stewardhq/steward/keyring"
 	"github.com/stewardhq/steward/stewardtest"
 )
@@ -36,8 +35,7 @@ func TestFinishErasuresAfterKeyStoreFailure(t *testing.T) {
 			gone := env.Register(t, "+8613800138000", map[string]string{"nickname": `"张伟Test"`})
 			kept := env.Register(t, "+8613900139000", nil)
 			keys := &failingDestroy{Keys: keyring.Steward{Keyring: env.Keyring}}
-			svc := steward.NewService(steward.Config{Declaration: env.Decl, Store: env.Store, Keys: keys,
-				NormalizePhone: contacts.Normalize, Now: env.Clock.Now, OTP: roomyOTP})
+			svc := env.ServiceWith(nil, keys)
 			ctx := stewardtest.Subject(gone.SubjectID)
 			if _, err := svc.SendCancellationCode(ctx); err != nil {
 				t.Fatal(err)

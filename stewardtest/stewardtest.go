@@ -75,6 +75,7 @@ type Env struct {
 	SMS      *outbox.MemorySink
 	Clock    *Clock
 	Decl     *steward.Declaration
+	opts     Options
 }
 
 // Options adjust New.
@@ -125,9 +126,23 @@ func New(t testing.TB, engine string, o Options) *Env {
 	e.KeyStore.Now = e.Clock.Now
 	e.SMS = &outbox.MemorySink{}
 	e.Outbox = &outbox.Worker{Store: e.Store, Keys: keyring.Steward{Keyring: e.Keyring}, Sinks: map[string]outbox.Sink{"sms": e.SMS}, Now: e.Clock.Now}
-	e.Service = steward.NewService(steward.Config{Declaration: e.Decl, Store: e.Store, Keys: keyring.Steward{Keyring: e.Keyring},
-		NormalizePhone: contacts.Normalize, SMSCapable: contacts.CanReceiveSMS, Now: e.Clock.Now, OTP: o.OTP, WeChat: o.WeChat})
+	e.opts = o
+	e.Service = e.ServiceWith(nil, nil)
 	return e
+}
+
+// ServiceWith returns a Service configured as e.Service but on store and keys
+// instead of e's own where they are not nil: for tests that wrap the store or
+// the key store to inject failures.
+func (e *Env) ServiceWith(store steward.Store, keys steward.Keys) *steward.Service {
+	if store == nil {
+		store = e.Store
+	}
+	if keys == nil {
+		keys = keyring.Steward{Keyring: e.Keyring}
+	}
+	return steward.NewService(steward.Config{Declaration: e.Decl, Store: store, Keys: keys,
+		NormalizePhone: contacts.Normalize, SMSCapable: contacts.CanReceiveSMS, Now: e.Clock.Now, OTP: e.opts.OTP, WeChat: e.opts.WeChat})
 }
 
 // PostgresDatabases creates a fresh data database and key database on the server
