@@ -137,10 +137,10 @@ type RetentionTx interface {
 
 // CodeRetention is how long a one-time code is kept after it was sent: its
 // row holds the phone number's blind index, also for people who never
-// registered, and a keyed hash of the address of the client that asked for it. The hourly send
-// limits need an hour of codes; a day more leaves time to look into abuse of
-// the code endpoint. Then RunRetention deletes it (policy §8, the shortest
-// period necessary; PIPL Art. 19).
+// registered, and a keyed hash of the address of the client that asked for it.
+// The hourly send limits need an hour of codes; a day more leaves time to look
+// into abuse of the code endpoint. Then RunRetention deletes it (policy §8, the
+// shortest period necessary; PIPL Art. 19).
 const CodeRetention = 25 * time.Hour
 
 // RetentionResult is what one retention run did to one field.

@@ -525,14 +525,13 @@ func (db *DB) runGroup(first *writeReq) {
 			// busy or lock timeout. The writes queued meanwhile would each wait a
 			// timeout more in turn: they fail now, so that no write waits much
 			// longer than one timeout.
-			for {
+			for drained := false; !drained; {
 				select {
 				case r := <-db.reqs:
 					r.err <- err
-					continue
 				default:
+					drained = true
 				}
-				break
 			}
 		}
 		return
