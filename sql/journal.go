@@ -141,11 +141,6 @@ var journalMaxQueued = 1 << 16
 // does the read it records, instead of hanging. A variable for tests.
 var journalWaitLimit = 5 * time.Second
 
-// errJournalFull is the error of an append that waited journalWaitLimit for room.
-func errJournalFull() error {
-	return steward.Errorf(steward.EUNAVAILABLE, "the access log cannot take more entries now (it is not being written); try again later")
-}
-
 const groupHeaderSize = 28
 
 // journalRecord is the payload of one record: an access-log entry before it
@@ -262,7 +257,7 @@ func (j *accessJournal) append(ctx context.Context, entries []*steward.AuditEntr
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-limit:
-			return errJournalFull()
+			return steward.Errorf(steward.EUNAVAILABLE, "the access log cannot take more entries now (it is not being written); try again later")
 		}
 		j.mu.Lock()
 	}
